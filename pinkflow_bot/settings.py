@@ -1,0 +1,137 @@
+"""Service configuration, read once from the environment and a `.env` file."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Mapping
+
+from dotenv import dotenv_values
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///pinkflow.db"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def parse_duration(text: str, *, bare_unit: str = "s") -> timedelta:
+    """`24h`, `90m`, `30s`, `2d`; a bare number is read in `bare_unit`."""
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"not a duration: {text!r} (use a number with s, m, h or d)")
+    number, unit = match.groups()
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[(unit or bare_unit).lower()])
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_id: str | None = None
+    private_key: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "0.0.0.0"
+    port: int = 3000
+    public_url: str = "http://localhost:3000"
+    github_api_url: str = "https://api.github.com"
+    github_url: str = "https://github.com"
+    log_level: str = "info"
+    log_format: str = "json"
+    rate_limit_window: timedelta = timedelta(minutes=15)
+    rate_limit_max_requests: int = 100
+    # Installation-wide governance defaults (the Pinkflow documents' names).
+    approval_threshold: int = 75
+    min_votes: int = 3
+    voting_period: timedelta = timedelta(hours=24)
+    auto_deployment: bool = False
+    vercel_token: str | None = field(default=None, repr=False)
+    vercel_team_id: str | None = None
+    vercel_api_url: str = "https://api.vercel.com"
+    # Intake refuses bodies over this size; GitHub caps payloads at 25 MB.
+    max_body_bytes: int = 25 * 1024 * 1024
+    worker_concurrency: int = 4
+    env_file: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        """True when the App can talk to GitHub; otherwise only the setup page is served."""
+        return bool(self.app_id and self.private_key and self.webhook_secret)
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line."""
+        values = (self.private_key, self.webhook_secret, self.vercel_token)
+        return tuple(v for v in values if v)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> "Settings":
+        """The environment wins over `.env`, as with Probot and most twelve-factor tools."""
+        values: dict[str, str] = {}
+        path = Path(env_file) if env_file else None
+        if path is not None and path.is_file():
+            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values, env_file=path)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str], *, env_file: Path | None = None) -> "Settings":
+        def get(name: str) -> str | None:
+            value = values.get(name)
+            return value if value not in (None, "") else None
+
+        port = _int(get("PORT") or "3000", "PORT")
+        private_key = get("PRIVATE_KEY")
+        if private_key is None and get("PRIVATE_KEY_PATH"):
+            key_path = Path(get("PRIVATE_KEY_PATH"))
+            try:
+                private_key = key_path.read_text()
+            except OSError as error:
+                raise SettingsError(f"PRIVATE_KEY_PATH: cannot read {key_path}: {error.strerror}") from None
+        if private_key is not None:
+            private_key = private_key.replace("\\n", "\n").strip() + "\n"
+        period_text = get("DAO_VOTING_PERIOD") or "86400000"
+        return cls(
+            app_id=get("APP_ID"),
+            private_key=private_key,
+            webhook_secret=get("WEBHOOK_SECRET"),
+            database_url=get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            host=get("HOST") or "0.0.0.0",
+            port=port,
+            public_url=(get("PUBLIC_URL") or f"http://localhost:{port}").rstrip("/"),
+            github_api_url=(get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            github_url=(get("GITHUB_URL") or "https://github.com").rstrip("/"),
+            log_level=(get("LOG_LEVEL") or "info").lower(),
+            log_format=(get("LOG_FORMAT") or "json").lower(),
+            rate_limit_window=parse_duration(get("RATE_LIMIT_WINDOW") or "900000", bare_unit="ms"),
+            rate_limit_max_requests=_int(get("RATE_LIMIT_MAX_REQUESTS") or "100", "RATE_LIMIT_MAX_REQUESTS"),
+            approval_threshold=_int(get("DAO_APPROVAL_THRESHOLD") or "75", "DAO_APPROVAL_THRESHOLD"),
+            min_votes=_int(get("DAO_MIN_VOTES") or "3", "DAO_MIN_VOTES"),
+            voting_period=parse_duration(period_text, bare_unit="ms"),
+            auto_deployment=_bool(get("ENABLE_AUTO_DEPLOYMENT") or "false", "ENABLE_AUTO_DEPLOYMENT"),
+            vercel_token=get("VERCEL_TOKEN"),
+            vercel_team_id=get("VERCEL_TEAM_ID"),
+            vercel_api_url=(get("VERCEL_API_URL") or "https://api.vercel.com").rstrip("/"),
+            max_body_bytes=_int(get("MAX_BODY_BYTES") or str(25 * 1024 * 1024), "MAX_BODY_BYTES"),
+            worker_concurrency=_int(get("WORKER_CONCURRENCY") or "4", "WORKER_CONCURRENCY"),
+            env_file=env_file,
+        )
+
+
+def _int(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+
+
+def _bool(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {text!r}")

@@ -1,0 +1,125 @@
+"""The inbox: deliveries stored at intake and claimed by the worker, oldest first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from .models import Delivery
+
+MAX_ATTEMPTS = 5
+
+
+def serial_key_for(event: str, payload: dict[str, Any]) -> str:
+    """Deliveries about one pull request are handled one at a time, in order of arrival."""
+    repository = payload.get("repository") or {}
+    scope = str(repository.get("full_name") or f"installation:{(payload.get('installation') or {}).get('id')}")
+    scope = scope.lower()
+    number = _pull_number(event, payload)
+    if number is not None:
+        return f"{scope}#{number}"
+    sha = _sha(event, payload)
+    return f"{scope}@{sha}" if sha else scope
+
+
+def _pull_number(event: str, payload: dict[str, Any]) -> int | None:
+    if event == "pull_request":
+        return (payload.get("pull_request") or {}).get("number")
+    if event == "issue_comment":
+        return (payload.get("issue") or {}).get("number")
+    if event == "check_run":
+        pulls = (payload.get("check_run") or {}).get("pull_requests") or []
+        return pulls[0].get("number") if pulls and isinstance(pulls[0], dict) else None
+    return None
+
+
+def _sha(event: str, payload: dict[str, Any]) -> str | None:
+    if event in ("deployment", "deployment_status", "deployment_protection_rule"):
+        return (payload.get("deployment") or {}).get("sha")
+    if event == "check_run":
+        return (payload.get("check_run") or {}).get("head_sha")
+    return None
+
+
+async def store_delivery(
+    session: AsyncSession,
+    *,
+    delivery_id: str,
+    event: str,
+    action: str | None,
+    installation_id: int | None,
+    serial_key: str,
+    body: str,
+    received_at: datetime,
+) -> bool:
+    """Stores a delivery once; False when this id was stored before (a redelivery)."""
+    values = dict(
+        delivery_id=delivery_id,
+        event=event,
+        action=action,
+        installation_id=installation_id,
+        serial_key=serial_key,
+        body=body,
+        status="pending",
+        attempts=0,
+        received_at=received_at,
+    )
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Delivery).values(**values).on_conflict_do_nothing(index_elements=["delivery_id"])
+    result = await session.execute(statement)
+    return result.rowcount == 1
+
+
+async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:
+    """The oldest pending delivery whose pull request has nothing older pending or in hand."""
+    other = aliased(Delivery)
+    blocked = exists().where(
+        and_(
+            other.serial_key == Delivery.serial_key,
+            other.seq != Delivery.seq,
+            ((other.status == "processing") & (other.lease_until > now))
+            | ((other.status == "pending") & (other.seq < Delivery.seq)),
+        )
+    )
+    # A lapsed lease means the worker that held it died: the delivery is pending again.
+    ready = (Delivery.status == "pending") | ((Delivery.status == "processing") & (Delivery.lease_until <= now))
+    candidates = (
+        await session.execute(select(Delivery.seq).where(ready, ~blocked).order_by(Delivery.seq).limit(8))
+    ).scalars().all()
+    for seq in candidates:
+        claimed = await session.execute(
+            update(Delivery)
+            .where(Delivery.seq == seq, ready)
+            .values(status="processing", lease_until=now + lease, attempts=Delivery.attempts + 1)
+        )
+        if claimed.rowcount == 1:
+            return await session.get(Delivery, seq, populate_existing=True)
+    return None
+
+
+async def finish_delivery(session: AsyncSession, *, seq: int, now: datetime) -> None:
+    await session.execute(
+        update(Delivery).where(Delivery.seq == seq).values(status="done", processed_at=now, lease_until=None, error=None)
+    )
+
+
+async def fail_delivery(session: AsyncSession, *, seq: int, now: datetime, error: str, retry_in: timedelta) -> None:
+    """A failed attempt is retried later; after MAX_ATTEMPTS the delivery is parked as failed."""
+    delivery = await session.get(Delivery, seq)
+    if delivery is None:
+        return
+    delivery.error = error[:2000]
+    if delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = "failed"
+        delivery.lease_until = None
+        delivery.processed_at = now
+    else:
+        delivery.status = "processing"
+        # Keeping the lease until the retry time holds back later deliveries of the same pull request.
+        delivery.lease_until = now + retry_in

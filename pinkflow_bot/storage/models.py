@@ -1,0 +1,215 @@
+"""Tables. The schema changes only through Alembic migrations in `migrations/`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC without a zone (SQLite has none) and always hands back aware datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Delivery(Base):
+    """A webhook delivery as received: stored and committed before GitHub is answered."""
+
+    __tablename__ = "deliveries"
+
+    seq: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str | None] = mapped_column(String(100))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Deliveries with the same key are handled one at a time, in order of arrival.
+    serial_key: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_deliveries_status_seq", "status", "seq"),
+        Index("ix_deliveries_serial_key_status", "serial_key", "status"),
+    )
+
+
+class Installation(Base):
+    __tablename__ = "installations"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_login: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PullRequest(Base):
+    """What the App knows of a pull request from its events; the status comment lives here."""
+
+    __tablename__ = "pull_requests"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repo_full_name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    head_sha: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    status_comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("repo_full_name", "number"),
+        Index("ix_pull_requests_repo_head", "repo_full_name", "head_sha"),
+    )
+
+
+class Proposal(Base):
+    """A preview at one SHA, put to a vote."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repo_full_name: Mapped[str] = mapped_column(String(200))
+    repo_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    pr_number: Mapped[int] = mapped_column(Integer)
+    pr_author: Mapped[str] = mapped_column(String(100))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    preview_deployment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    preview_url: Mapped[str | None] = mapped_column(Text)
+    environment: Mapped[str | None] = mapped_column(String(255))
+    # voting, passed, rejected, expired, superseded, cancelled, promoted
+    state: Mapped[str] = mapped_column(String(20), default="voting")
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    check_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (
+        UniqueConstraint("repo_full_name", "pr_number", "head_sha"),
+        Index("ix_proposals_state_closes_at", "state", "closes_at"),
+    )
+
+
+class Ballot(Base):
+    """One vote as cast; the latest per voter counts. Rows are never changed."""
+
+    __tablename__ = "ballots"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(100))
+    choice: Mapped[str] = mapped_column(String(20))  # approve, reject, abstain, retract
+    weight: Mapped[int] = mapped_column(Integer)
+    permission: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    comment_id: Mapped[int | None] = mapped_column(BigInteger)
+    cast_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Promotion(Base):
+    """At most one per proposal: the unique key is what stops a double promotion."""
+
+    __tablename__ = "promotions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # pending, created, failed
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    deployment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    environment_url: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Effect(Base):
+    """Something to do at GitHub (or a promotion target) after a commit: the outbox."""
+
+    __tablename__ = "effects"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"))
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_effects_status_not_before", "status", "not_before"),
+        Index("ix_effects_proposal_kind_status", "proposal_id", "kind", "status"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only record of what happened to a proposal, with who and when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,130 @@
+"""The outbox: effects committed with the change that caused them, delivered afterwards."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from .models import Effect
+
+# Effects that make GitHub show the stored state: any number pending collapse into one call.
+CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment"})
+
+
+async def enqueue_effect(
+    session: AsyncSession,
+    *,
+    kind: str,
+    now: datetime,
+    proposal_id: int | None = None,
+    installation_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    if kind in CONVERGING_KINDS and proposal_id is not None:
+        # One not yet started will read the newest state anyway. One already under way
+        # may have read the state before this change, so it does not count.
+        waiting = await session.scalar(
+            select(Effect.id)
+            .where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status == "pending")
+            .limit(1)
+        )
+        if waiting is not None:
+            return
+    session.add(
+        Effect(
+            kind=kind,
+            proposal_id=proposal_id,
+            installation_id=installation_id,
+            payload=payload or {},
+            status="pending",
+            attempts=0,
+            not_before=now,
+            created_at=now,
+        )
+    )
+
+
+async def claim_due_effects(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int = 16
+) -> list[Effect]:
+    """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
+    other = aliased(Effect)
+    busy = exists().where(
+        and_(
+            other.proposal_id == Effect.proposal_id,
+            other.kind == Effect.kind,
+            other.id != Effect.id,
+            other.status == "processing",
+            other.lease_until > now,
+        )
+    )
+    ready = ((Effect.status == "pending") & (Effect.not_before <= now)) | (
+        (Effect.status == "processing") & (Effect.lease_until <= now)
+    )
+    candidates = (
+        await session.execute(select(Effect.id).where(ready, ~busy).order_by(Effect.id).limit(limit * 4))
+    ).scalars().all()
+    claimed: list[Effect] = []
+    seen: set[tuple[int | None, str]] = set()
+    for effect_id in candidates:
+        effect = await session.get(Effect, effect_id)
+        if effect is None:
+            continue
+        key = (effect.proposal_id, effect.kind)
+        if effect.proposal_id is not None and key in seen:
+            continue
+        result = await session.execute(
+            update(Effect)
+            .where(Effect.id == effect_id, ready)
+            .values(status="processing", lease_until=now + lease, attempts=Effect.attempts + 1)
+        )
+        if result.rowcount == 1:
+            seen.add(key)
+            await session.refresh(effect)
+            claimed.append(effect)
+            if len(claimed) >= limit:
+                break
+    return claimed
+
+
+async def complete_effect(session: AsyncSession, effect: Effect, *, now: datetime, started_at: datetime) -> None:
+    """Done; a converging effect also settles the same proposal's older ones of its kind."""
+    await session.execute(
+        update(Effect).where(Effect.id == effect.id).values(status="done", done_at=now, lease_until=None, last_error=None)
+    )
+    if effect.kind in CONVERGING_KINDS and effect.proposal_id is not None:
+        await session.execute(
+            update(Effect)
+            .where(
+                Effect.proposal_id == effect.proposal_id,
+                Effect.kind == effect.kind,
+                Effect.status == "pending",
+                Effect.created_at < started_at,
+            )
+            .values(status="done", done_at=now)
+        )
+
+
+async def retry_effect(session: AsyncSession, effect: Effect, *, now: datetime, delay: timedelta, error: str) -> None:
+    await session.execute(
+        update(Effect)
+        .where(Effect.id == effect.id)
+        .values(status="pending", not_before=now + delay, lease_until=None, last_error=error[:2000])
+    )
+
+
+async def fail_effect(session: AsyncSession, effect: Effect, *, now: datetime, error: str) -> None:
+    """A failure that will not heal: recorded, shown, not retried."""
+    await session.execute(
+        update(Effect)
+        .where(Effect.id == effect.id)
+        .values(status="failed", done_at=now, lease_until=None, last_error=error[:2000])
+    )
+
+
+async def pending_effect_count(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Effect).where(Effect.status.in_(("pending", "processing")))) or 0
