@@ -17,32 +17,41 @@ MAX_ATTEMPTS = 5
 
 def serial_key_for(event: str, payload: dict[str, Any]) -> str:
     """Deliveries about one pull request are handled one at a time, in order of arrival."""
-    repository = payload.get("repository") or {}
-    scope = str(repository.get("full_name") or f"installation:{(payload.get('installation') or {}).get('id')}")
-    scope = scope.lower()
+    full_name = _field(payload, "repository", "full_name")
+    scope = str(full_name or f"installation:{_field(payload, 'installation', 'id')}").lower()[:200]
     number = _pull_number(event, payload)
     if number is not None:
-        return f"{scope}#{number}"
+        return f"{scope}#{number}"[:300]
     sha = _sha(event, payload)
-    return f"{scope}@{sha}" if sha else scope
+    return f"{scope}@{sha}"[:300] if sha else scope
 
 
-def _pull_number(event: str, payload: dict[str, Any]) -> int | None:
+def _field(payload: Any, *path: str) -> Any:
+    """A nested value, or None where the payload is not shaped as expected."""
+    for key in path:
+        if not isinstance(payload, dict):
+            return None
+        payload = payload.get(key)
+    return payload if isinstance(payload, (str, int)) and not isinstance(payload, bool) else None
+
+
+def _pull_number(event: str, payload: dict[str, Any]) -> int | str | None:
     if event == "pull_request":
-        return (payload.get("pull_request") or {}).get("number")
+        return _field(payload, "pull_request", "number")
     if event == "issue_comment":
-        return (payload.get("issue") or {}).get("number")
+        return _field(payload, "issue", "number")
     if event == "check_run":
-        pulls = (payload.get("check_run") or {}).get("pull_requests") or []
-        return pulls[0].get("number") if pulls and isinstance(pulls[0], dict) else None
+        check_run = payload.get("check_run")
+        pulls = check_run.get("pull_requests") if isinstance(check_run, dict) else None
+        return _field(pulls[0], "number") if isinstance(pulls, list) and pulls else None
     return None
 
 
-def _sha(event: str, payload: dict[str, Any]) -> str | None:
+def _sha(event: str, payload: dict[str, Any]) -> str | int | None:
     if event in ("deployment", "deployment_status", "deployment_protection_rule"):
-        return (payload.get("deployment") or {}).get("sha")
+        return _field(payload, "deployment", "sha")
     if event == "check_run":
-        return (payload.get("check_run") or {}).get("head_sha")
+        return _field(payload, "check_run", "head_sha")
     return None
 
 

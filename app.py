@@ -1,0 +1,84 @@
+"""pinkflow-bot: `python app.py [serve|web|worker|migrate]`.
+
+serve   web server and worker in one process (the default)
+web     only the web server (intake, API, pages); run workers beside it
+worker  only the worker (deliveries, effects, deadlines)
+migrate bring the database schema up to date and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from pinkflow_bot.logs import configure_logging
+from pinkflow_bot.runtime import Runtime
+from pinkflow_bot.settings import Settings, SettingsError
+from pinkflow_bot.storage.database import create_engine, migrate
+from pinkflow_bot.web.app import create_app
+
+log = logging.getLogger("pinkflow_bot")
+
+
+async def run_migrations(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+    log.info("database is up to date")
+
+
+async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
+    runtime = await Runtime.create(settings, with_worker=with_worker)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    runner = None
+    try:
+        if with_web:
+            runner = web.AppRunner(create_app(runtime), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, settings.host, settings.port).start()
+            log.info("listening", extra={"url": f"http://{settings.host}:{settings.port}", "public_url": settings.public_url})
+        if not settings.configured:
+            log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET): serving the setup page only")
+        elif with_worker:
+            runtime.start_worker()
+            log.info("worker started")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        # Stop taking requests first, then let the worker finish what it holds.
+        if runner is not None:
+            await runner.cleanup()
+        await runtime.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="pinkflow-bot GitHub App")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "web", "worker", "migrate"])
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load()
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    if args.command == "migrate":
+        asyncio.run(run_migrations(settings))
+        return 0
+    asyncio.run(
+        run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker"))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

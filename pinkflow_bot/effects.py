@@ -1,0 +1,292 @@
+"""Delivers the outbox: makes GitHub show the stored state, reacts, replies and promotes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from urllib.parse import quote
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import gidgethub
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .github.client import GitHubApp
+from .governance.render import (
+    CHECK_RUN_NAME,
+    STATUS_MARKER,
+    ProposalView,
+    PromotionView,
+    render_check_run,
+    render_status_comment,
+)
+from .logs import log_context
+from .services import GovernanceService, proposal_rules, proposal_tally, utcnow
+from .storage import outbox
+from .storage import proposals as queries
+from .storage.models import Effect, Proposal
+
+log = logging.getLogger(__name__)
+
+MAX_EFFECT_ATTEMPTS = 12
+EFFECT_LEASE = timedelta(minutes=2)
+
+
+class PermanentFailure(Exception):
+    """GitHub refused in a way a retry will not change (a 4xx other than rate limits)."""
+
+
+async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datetime) -> ProposalView:
+    promotion = await queries.promotion(session, proposal_id=proposal.id)
+    return ProposalView(
+        id=proposal.id,
+        repo_full_name=proposal.repo_full_name,
+        pr_number=proposal.pr_number,
+        head_sha=proposal.head_sha,
+        preview_url=proposal.preview_url,
+        environment=proposal.environment,
+        state=proposal.state,
+        opened_at=proposal.opened_at,
+        closes_at=proposal.closes_at,
+        now=now,
+        rules=proposal_rules(proposal),
+        tally=await proposal_tally(session, proposal),
+        promotion=None
+        if promotion is None
+        else PromotionView(
+            requested_by=promotion.requested_by,
+            state=promotion.state,
+            deployment_id=promotion.deployment_id,
+            environment_url=promotion.environment_url,
+            error=promotion.error,
+            forced=promotion.forced,
+        ),
+        notes=tuple(proposal.notes or ()),
+    )
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
+    """Exponential with full jitter, so many failing effects do not retry in step."""
+    return timedelta(seconds=random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1))))
+
+
+class EffectRunner:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        github: GitHubApp,
+        service: GovernanceService,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._github = github
+        self._service = service
+        self._clock = clock
+
+    async def run_due(self, *, limit: int = 16) -> int:
+        """Claims and performs the due effects; returns how many were taken."""
+        async with self._sessions() as session, session.begin():
+            claimed = await outbox.claim_due_effects(session, now=self._clock(), lease=EFFECT_LEASE, limit=limit)
+        await asyncio.gather(*(self._perform(effect) for effect in claimed))
+        return len(claimed)
+
+    async def _perform(self, effect: Effect) -> None:
+        started_at = self._clock()
+        with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
+            try:
+                handler = getattr(self, f"_{effect.kind}")
+                await handler(effect)
+            except PermanentFailure as failure:
+                log.warning("effect failed for good: %s", failure)
+                await self._settle(outbox.fail_effect, effect, error=str(failure))
+            except (gidgethub.GitHubBroken, gidgethub.RateLimitExceeded, aiohttp.ClientError, asyncio.TimeoutError) as error:
+                await self._retry(effect, error)
+            except gidgethub.BadRequest as error:
+                if error.status_code.value in (401, 403, 429) or effect.attempts < 2 and error.status_code.value == 404:
+                    await self._retry(effect, error)
+                else:
+                    await self._settle(outbox.fail_effect, effect, error=f"{error.status_code.value}: {error}")
+            except Exception as error:  # an unexpected bug must not stop the outbox
+                log.exception("effect raised")
+                await self._retry(effect, error)
+            else:
+                async with self._sessions() as session, session.begin():
+                    await outbox.complete_effect(session, effect, now=self._clock(), started_at=started_at)
+
+    async def _retry(self, effect: Effect, error: BaseException) -> None:
+        description = f"{type(error).__name__}: {error}"
+        if effect.attempts >= MAX_EFFECT_ATTEMPTS:
+            await self._settle(outbox.fail_effect, effect, error=description)
+            return
+        delay = backoff(effect.attempts)
+        log.info("effect will be retried", extra={"retry_in_s": round(delay.total_seconds(), 2), "error": description})
+        async with self._sessions() as session, session.begin():
+            await outbox.retry_effect(session, effect, now=self._clock(), delay=delay, error=description)
+
+    async def _settle(self, action: Any, effect: Effect, *, error: str) -> None:
+        async with self._sessions() as session, session.begin():
+            await action(session, effect, now=self._clock(), error=error)
+
+    async def _client(self, effect: Effect):
+        if effect.installation_id is None:
+            raise PermanentFailure("no installation to act for")
+        return await self._github.installation_client(effect.installation_id)
+
+    # -- kinds ---------------------------------------------------------------------------
+
+    async def _sync_check_run(self, effect: Effect) -> None:
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, effect.proposal_id)
+            if proposal is None:
+                return
+            view = await proposal_view(session, proposal, now=self._clock())
+        output = render_check_run(view)
+        body: dict[str, Any] = {
+            "name": CHECK_RUN_NAME,
+            "status": output.status,
+            "external_id": str(proposal.id),
+            "output": {"title": output.title, "summary": output.summary, "text": output.text},
+            "actions": list(output.actions),
+        }
+        if output.conclusion:
+            body["conclusion"] = output.conclusion
+            body["completed_at"] = view.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if view.details_url:
+            body["details_url"] = view.details_url
+        gh = await self._client(effect)
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        check_run_id = proposal.check_run_id or await self._find_check_run(gh, proposal)
+        if check_run_id is None:
+            created = await gh.post(f"/repos/{owner}/{repo}/check-runs", data={**body, "head_sha": proposal.head_sha})
+            check_run_id = created["id"]
+        else:
+            await gh.patch(f"/repos/{owner}/{repo}/check-runs/{check_run_id}", data=body)
+        if proposal.check_run_id != check_run_id:
+            async with self._sessions() as session, session.begin():
+                stored = await session.get(Proposal, proposal.id)
+                stored.check_run_id = check_run_id
+
+    async def _find_check_run(self, gh, proposal: Proposal) -> int | None:
+        """After an unknown outcome, the check run may exist already: find it, do not make another."""
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        url = f"/repos/{owner}/{repo}/commits/{proposal.head_sha}/check-runs?check_name={quote(CHECK_RUN_NAME)}&filter=all"
+        async for check_run in gh.getiter(url, iterable_key="check_runs"):
+            if check_run.get("external_id") == str(proposal.id):
+                return check_run["id"]
+        return None
+
+    async def _sync_comment(self, effect: Effect) -> None:
+        """One status comment per pull request, showing its current proposal."""
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, effect.proposal_id)
+            if proposal is None:
+                return
+            current = await queries.current_proposal(
+                session, repo_full_name=proposal.repo_full_name, pr_number=proposal.pr_number
+            )
+            shown = current or proposal
+            view = await proposal_view(session, shown, now=self._clock())
+            pull = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
+            comment_id = pull.status_comment_id if pull else None
+        body = render_status_comment(view)
+        gh = await self._client(effect)
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        if comment_id is None:
+            comment_id = await self._find_comment(gh, proposal, marker=STATUS_MARKER)
+        if comment_id is None:
+            created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
+            comment_id = created["id"]
+        else:
+            await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
+        if pull is not None and pull.status_comment_id != comment_id:
+            async with self._sessions() as session, session.begin():
+                stored = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
+                stored.status_comment_id = comment_id
+
+    async def _find_comment(self, gh, proposal: Proposal, *, marker: str) -> int | None:
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments?per_page=100"):
+            if marker in (comment.get("body") or "") and (comment.get("user") or {}).get("type") == "Bot":
+                return comment["id"]
+        return None
+
+    async def _react(self, effect: Effect) -> None:
+        owner, repo = effect.payload["repo"].split("/", 1)
+        gh = await self._client(effect)
+        # GitHub answers 200 for a reaction that already exists: a retry cannot double it.
+        await gh.post(
+            f"/repos/{owner}/{repo}/issues/comments/{effect.payload['comment_id']}/reactions",
+            data={"content": effect.payload["content"]},
+        )
+
+    async def _post_comment(self, effect: Effect) -> None:
+        owner, repo = effect.payload["repo"].split("/", 1)
+        number = effect.payload["number"]
+        marker = f"<!-- pinkflow:reply:{effect.id} -->"
+        gh = await self._client(effect)
+        if effect.attempts > 1:
+            async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"):
+                if marker in (comment.get("body") or ""):
+                    return
+        await gh.post(f"/repos/{owner}/{repo}/issues/{number}/comments", data={"body": f"{marker}\n{effect.payload['body']}"})
+
+    async def _promote(self, effect: Effect) -> None:
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, effect.proposal_id)
+            promotion = await queries.promotion(session, proposal_id=effect.proposal_id)
+        if proposal is None or promotion is None or promotion.state != "pending":
+            return
+        rules = proposal_rules(proposal)
+        if promotion.provider != "github":
+            await self._service.record_promotion_result(
+                proposal_id=proposal.id, deployment_id=None, error=f"provider {promotion.provider!r} is not available"
+            )
+            return
+        gh = await self._client(effect)
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        deployment_id = None
+        if effect.attempts > 1:
+            deployment_id = await self._find_deployment(gh, proposal, environment=rules.production_environment)
+        if deployment_id is None:
+            try:
+                created = await gh.post(
+                    f"/repos/{owner}/{repo}/deployments",
+                    data={
+                        "ref": proposal.head_sha,
+                        "environment": rules.production_environment,
+                        "auto_merge": False,
+                        "required_contexts": [],
+                        "production_environment": True,
+                        "description": f"Promoted by vote (pinkflow proposal {proposal.id})",
+                        "payload": {
+                            "pinkflow": {
+                                "proposal_id": proposal.id,
+                                "pull_request": proposal.pr_number,
+                                "preview_url": proposal.preview_url,
+                                "requested_by": promotion.requested_by,
+                            }
+                        },
+                    },
+                )
+            except gidgethub.BadRequest as error:
+                if error.status_code.value in (401, 403, 404, 429) or error.status_code.value >= 500:
+                    raise
+                await self._service.record_promotion_result(
+                    proposal_id=proposal.id, deployment_id=None, error=f"GitHub refused the deployment: {error}"
+                )
+                return
+            deployment_id = created["id"]
+        await self._service.record_promotion_result(proposal_id=proposal.id, deployment_id=deployment_id)
+
+    async def _find_deployment(self, gh, proposal: Proposal, *, environment: str) -> int | None:
+        owner, repo = proposal.repo_full_name.split("/", 1)
+        url = f"/repos/{owner}/{repo}/deployments?sha={proposal.head_sha}&environment={environment}&per_page=100"
+        async for deployment in gh.getiter(url):
+            payload = deployment.get("payload") or {}
+            if isinstance(payload, dict) and (payload.get("pinkflow") or {}).get("proposal_id") == proposal.id:
+                return deployment["id"]
+        return None

@@ -1,0 +1,81 @@
+"""Wires settings, storage, GitHub, services and the worker into one running App."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from .github.auth import AppAuth
+from .github.client import GitHubApp
+from .handlers import router
+from .services import GovernanceService
+from .settings import Settings
+from .storage.database import create_engine, migrate, session_factory
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    service: GovernanceService
+    http: aiohttp.ClientSession | None = None
+    github: GitHubApp | None = None
+    worker: Worker | None = None
+    _worker_task: asyncio.Task | None = field(default=None, repr=False)
+
+    @classmethod
+    async def create(cls, settings: Settings, *, with_worker: bool = True, run_migrations: bool = True) -> "Runtime":
+        engine = create_engine(settings.database_url)
+        if run_migrations:
+            await migrate(engine)
+        sessions = session_factory(engine)
+        service = GovernanceService(sessions=sessions, settings=settings)
+        runtime = cls(settings=settings, engine=engine, sessions=sessions, service=service)
+        if settings.configured:
+            runtime.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            auth = AppAuth(app_id=settings.app_id, private_key=settings.private_key)
+            runtime.github = GitHubApp(session=runtime.http, api_url=settings.github_api_url, auth=auth)
+            if with_worker:
+                runtime.worker = Worker(
+                    sessions=sessions,
+                    service=service,
+                    github=runtime.github,
+                    router=router,
+                    concurrency=settings.worker_concurrency,
+                )
+        return runtime
+
+    def start_worker(self) -> None:
+        if self.worker is not None and self._worker_task is None:
+            self._worker_task = asyncio.create_task(self.worker.run(), name="pinkflow-worker")
+
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker_task is not None and not self._worker_task.done()
+
+    def notify_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.notify()
+
+    async def close(self, *, grace_seconds: float = 20.0) -> None:
+        """Stops claiming new work, lets work in hand finish within the grace period, then closes."""
+        if self.worker is not None and self._worker_task is not None:
+            self.worker.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._worker_task), timeout=grace_seconds)
+            except asyncio.TimeoutError:
+                log.warning("worker did not stop in time; its leases will lapse and another run takes over")
+                self._worker_task.cancel()
+            except Exception:
+                log.exception("worker stopped with an error")
+        if self.http is not None:
+            await self.http.close()
+        await self.engine.dispose()

@@ -1,0 +1,79 @@
+"""JSON API: health and the Pinkflow seed's deployment status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from ..services import proposal_rules, proposal_tally
+from ..storage import proposals as queries
+from ..storage.database import ping
+from ..storage.models import Proposal
+from .keys import RUNTIME
+
+
+async def health(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    healthy = True
+    try:
+        await ping(runtime.engine)
+        checks["database"] = "ok"
+    except Exception as error:  # any failure to reach the database means not ready
+        checks["database"] = f"unreachable: {type(error).__name__}"
+        healthy = False
+    if runtime.worker is not None:
+        checks["worker"] = "running" if runtime.worker_alive else "stopped"
+        healthy = healthy and runtime.worker_alive
+    else:
+        checks["worker"] = "not in this process" if runtime.settings.configured else "not configured"
+    return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+async def deployment_status(request: web.Request) -> web.Response:
+    """`?deploymentId=` takes the preview's GitHub deployment id, or a proposal id."""
+    runtime = request.app[RUNTIME]
+    raw = request.query.get("deploymentId", "")
+    try:
+        wanted = int(raw)
+    except ValueError:
+        return web.json_response({"error": "deploymentId must be a number"}, status=400)
+    async with runtime.sessions() as session:
+        proposal = await queries.proposal_by_preview_deployment(session, deployment_id=wanted)
+        if proposal is None and 0 < wanted < 2**63:
+            proposal = await session.get(Proposal, wanted)
+        # Private repositories are not shown to the public.
+        if proposal is None or proposal.repo_private:
+            return web.json_response({"error": "no such deployment"}, status=404)
+        current = await proposal_tally(session, proposal)
+        promotion = await queries.promotion(session, proposal_id=proposal.id)
+    rules = proposal_rules(proposal)
+    now = datetime.now(timezone.utc)
+    votes = current.as_seed_dict()
+    votes.update(threshold=rules.threshold, minVotes=rules.min_votes)
+    return web.json_response(
+        {
+            "deployment": {
+                "id": proposal.preview_deployment_id or proposal.id,
+                "proposal_id": proposal.id,
+                "project": proposal.repo_full_name,
+                "pr_number": proposal.pr_number,
+                "sha": proposal.head_sha,
+                "environment": proposal.environment,
+                "deploy_url": proposal.preview_url,
+                "status": proposal.state,
+                "created_at": proposal.opened_at.isoformat(),
+                "closes_at": proposal.closes_at.isoformat(),
+                "seconds_left": max(0, int((proposal.closes_at - now).total_seconds())),
+                "votes": votes,
+                "promotion": None
+                if promotion is None
+                else {
+                    "state": promotion.state,
+                    "requested_by": promotion.requested_by,
+                    "deployment_id": promotion.deployment_id,
+                },
+            }
+        }
+    )

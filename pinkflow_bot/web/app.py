@@ -1,0 +1,37 @@
+"""The aiohttp application: every route of the App in one table."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..runtime import Runtime
+from . import api, intake, setup
+from .keys import RUNTIME
+
+log = logging.getLogger(__name__)
+
+
+@web.middleware
+async def no_tracebacks(request: web.Request, handler):
+    """An unexpected error is logged in full and answered without internals."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request failed", extra={"path": request.path, "method": request.method})
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def create_app(runtime: Runtime) -> web.Application:
+    # Slightly over the limit so intake itself can answer 413 with a clear message.
+    app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=[no_tracebacks])
+    app[RUNTIME] = runtime
+    app.router.add_post("/api/github/webhooks", intake.receive_webhook)
+    app.router.add_get("/api/health", api.health)
+    app.router.add_get("/api/deployments/status", api.deployment_status)
+    app.router.add_get("/setup", setup.setup_page)
+    app.router.add_get("/", setup.home)
+    return app

@@ -1,0 +1,78 @@
+"""Webhook intake: verify, store, commit, then acknowledge. Nothing else on the request path."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from aiohttp import web
+from gidgethub import ValidationFailure, sansio
+
+from ..storage import inbox
+from .keys import RUNTIME
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    settings = runtime.settings
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        return _error(413, f"body over {settings.max_body_bytes} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body over {settings.max_body_bytes} bytes")
+
+    signature = request.headers.get("X-Hub-Signature-256")
+    if not settings.webhook_secret:
+        return _error(401, "this App has no webhook secret configured; deliveries are refused")
+    if not signature:
+        return _error(401, "missing X-Hub-Signature-256")
+    event_name = request.headers.get("X-GitHub-Event")
+    delivery_id = request.headers.get("X-GitHub-Delivery")
+    try:
+        # Constant-time comparison; only SHA-256 signatures are accepted.
+        sansio.validate_event(body, signature=signature, secret=settings.webhook_secret)
+    except ValidationFailure:
+        return _error(401, "bad signature")
+    if not event_name or not delivery_id:
+        return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery")
+    if len(delivery_id) > 100:
+        return _error(400, "X-GitHub-Delivery is too long")
+    media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return _error(415, "expected Content-Type application/json")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return _error(400, "body is not valid JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object")
+    event = sansio.Event(data, event=event_name, delivery_id=delivery_id)
+    if event_name == "ping":
+        return web.json_response({"ok": True, "zen": event.data.get("zen")})
+
+    installation = event.data.get("installation")
+    installation_id = installation.get("id") if isinstance(installation, dict) else None
+    action = event.data.get("action")
+    async with runtime.sessions() as session, session.begin():
+        stored = await inbox.store_delivery(
+            session,
+            delivery_id=delivery_id,
+            event=event_name,
+            action=action if isinstance(action, str) else None,
+            installation_id=installation_id if isinstance(installation_id, int) else None,
+            serial_key=inbox.serial_key_for(event_name, event.data),
+            body=body.decode("utf-8"),
+            received_at=datetime.now(timezone.utc),
+        )
+    if not stored:
+        return web.json_response({"ok": True, "duplicate": True}, status=200)
+    runtime.notify_worker()
+    return web.json_response({"ok": True}, status=202)

@@ -1,0 +1,150 @@
+"""The worker: claims stored deliveries and dispatches them, delivers effects, closes deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from gidgethub import routing, sansio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .effects import EffectRunner, backoff
+from .github.client import GitHubApp
+from .handlers.context import HandlerContext
+from .logs import log_context
+from .services import DeliveryRef, GovernanceService, utcnow
+from .storage import inbox
+from .storage.models import Delivery
+
+log = logging.getLogger(__name__)
+
+DELIVERY_LEASE = timedelta(minutes=5)
+IDLE_POLL_SECONDS = 0.5
+SWEEP_EVERY_SECONDS = 5.0
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        service: GovernanceService,
+        github: GitHubApp,
+        router: routing.Router,
+        concurrency: int = 4,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._service = service
+        self._github = github
+        self._router = router
+        self._concurrency = concurrency
+        self._clock = clock
+        self._effects = EffectRunner(sessions=sessions, github=github, service=service, clock=clock)
+        # Set by intake in the same process (and by handled deliveries for the outbox), so
+        # new work starts at once; other processes' work is found by polling.
+        self._deliveries_ready = asyncio.Event()
+        self._effects_ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.running = False
+
+    def notify(self) -> None:
+        self._deliveries_ready.set()
+
+    async def run(self) -> None:
+        """Runs until `stop()`; deliveries, effects and the sweeper each loop on their own."""
+        self.running = True
+        try:
+            await asyncio.gather(
+                *(self._delivery_loop() for _ in range(self._concurrency)),
+                self._effect_loop(),
+                self._sweep_loop(),
+            )
+        finally:
+            self.running = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._deliveries_ready.set()
+        self._effects_ready.set()
+
+    @staticmethod
+    async def _idle(ready: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(ready.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        ready.clear()
+
+    async def _delivery_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = await self.process_next_delivery()
+            except Exception:
+                log.exception("delivery loop error")
+                worked = False
+            if worked:
+                self._effects_ready.set()
+            else:
+                await self._idle(self._deliveries_ready, IDLE_POLL_SECONDS)
+
+    async def _effect_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                taken = await self._effects.run_due()
+            except Exception:
+                log.exception("effect loop error")
+                taken = 0
+            if not taken:
+                await self._idle(self._effects_ready, IDLE_POLL_SECONDS)
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                closed = await self._service.close_due_proposals()
+                if closed:
+                    self._effects_ready.set()
+            except Exception:
+                log.exception("sweeper error")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def process_next_delivery(self) -> bool:
+        """Claims one delivery and handles it; False when none is ready."""
+        async with self._sessions() as session, session.begin():
+            delivery = await inbox.claim_next_delivery(session, now=self._clock(), lease=DELIVERY_LEASE)
+        if delivery is None:
+            return False
+        await self._handle(delivery)
+        return True
+
+    async def _handle(self, delivery: Delivery) -> None:
+        ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id)
+        with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
+                         installation_id=delivery.installation_id):
+            try:
+                data = json.loads(delivery.body)
+                event = sansio.Event(data, event=delivery.event, delivery_id=delivery.delivery_id)
+                with log_context(repository=(data.get("repository") or {}).get("full_name")):
+                    gh = None
+                    if delivery.installation_id is not None and self._router.fetch(event):
+                        gh = await self._github.installation_client(delivery.installation_id)
+                    context = HandlerContext(
+                        delivery=ref, service=self._service, github=self._github, installation_id=delivery.installation_id
+                    )
+                    await self._router.dispatch(event, gh, context)
+                    if not ref.finished:
+                        await self._service.finish_delivery(ref)
+                    log.info("delivery handled", extra={"attempt": delivery.attempts})
+            except Exception as error:
+                log.exception("delivery failed", extra={"attempt": delivery.attempts})
+                async with self._sessions() as session, session.begin():
+                    await inbox.fail_delivery(
+                        session, seq=delivery.seq, now=self._clock(), error=f"{type(error).__name__}: {error}",
+                        retry_in=backoff(delivery.attempts),
+                    )
