@@ -114,6 +114,14 @@ class Worker:
             except asyncio.TimeoutError:
                 pass
 
+    async def drain(self, *, max_rounds: int = 10_000) -> None:
+        """Handles deliveries and due effects until none is left (demo and tests)."""
+        for _ in range(max_rounds):
+            worked = await self.process_next_delivery()
+            taken = await self._effects.run_due()
+            if not worked and not taken:
+                return
+
     async def process_next_delivery(self) -> bool:
         """Claims one delivery and handles it; False when none is ready."""
         async with self._sessions() as session, session.begin():

@@ -1,0 +1,164 @@
+"""Webhook deliveries for tests, built from GitHub's own payload examples in shared/github.
+
+Each builder loads a real example and changes only the fields the case needs."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import hmac
+import itertools
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tests.paths import shared_dir
+
+_ids = itertools.count(7_000_000)
+
+
+@functools.cache
+def _example(name: str) -> dict[str, Any]:
+    return json.loads((shared_dir() / "github" / "webhooks" / name).read_text())
+
+
+def example(name: str) -> dict[str, Any]:
+    """A fresh copy of `webhooks/<name>` (e.g. "pull_request/opened.json")."""
+    return copy.deepcopy(_example(name))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event: str
+    payload: dict[str, Any]
+    delivery_id: str
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload).encode()
+
+    def headers(self, secret: str, body: bytes | None = None) -> dict[str, str]:
+        body = self.body() if body is None else body
+        return {
+            "X-GitHub-Event": self.event,
+            "X-GitHub-Delivery": self.delivery_id,
+            "X-Hub-Signature-256": sign(secret, body),
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/test",
+        }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def delivery(event: str, payload: dict[str, Any], *, delivery_id: str | None = None) -> Delivery:
+    return Delivery(event=event, payload=payload, delivery_id=delivery_id or str(uuid.uuid4()))
+
+
+def _place(payload: dict[str, Any], *, repo: str, installation_id: int | None, private: bool = False) -> None:
+    owner, name = repo.split("/", 1)
+    repository = payload["repository"]
+    repository["full_name"] = repo
+    repository["name"] = name
+    repository["owner"]["login"] = owner
+    repository["private"] = private
+    if installation_id is not None:
+        payload["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
+
+
+def _user(login: str, *, type_: str = "User") -> dict[str, Any]:
+    user = copy.deepcopy(_example("issue_comment/created.json")["comment"]["user"])
+    user.update(login=login, type=type_, id=abs(hash(login)) % 10_000_000)
+    return user
+
+
+def pull_request(
+    action: str,
+    *,
+    repo: str,
+    number: int,
+    head_sha: str,
+    author: str,
+    installation_id: int | None = 1,
+    state: str = "open",
+) -> Delivery:
+    payload = example(f"pull_request/{action}.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    payload["number"] = number
+    pull = payload["pull_request"]
+    pull.update(number=number, state=state, user=_user(author))
+    pull["head"]["sha"] = head_sha
+    payload["sender"] = _user(author)
+    return delivery("pull_request", payload)
+
+
+def preview_ready(
+    *,
+    repo: str,
+    sha: str,
+    deployment_id: int,
+    url: str = "https://preview-abc.example.dev",
+    environment: str = "Preview",
+    state: str = "success",
+    installation_id: int | None = 1,
+    private: bool = False,
+) -> Delivery:
+    """A `deployment_status` as Vercel or an Actions job sends it for a preview."""
+    payload = example("deployment_status/created.with-installation.json")
+    _place(payload, repo=repo, installation_id=installation_id, private=private)
+    deployment = payload["deployment"]
+    deployment.update(id=deployment_id, sha=sha, ref=sha, environment=environment, original_environment=environment)
+    status = payload["deployment_status"]
+    status.update(id=next(_ids), state=state, environment=environment, target_url=url, environment_url=url)
+    return delivery("deployment_status", payload)
+
+
+def comment(
+    body: str,
+    *,
+    repo: str,
+    number: int,
+    author: str,
+    comment_id: int | None = None,
+    author_type: str = "User",
+    installation_id: int | None = 1,
+    on_pull_request: bool = True,
+) -> Delivery:
+    payload = example("issue_comment/created.with-installation.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    issue = payload["issue"]
+    issue["number"] = number
+    if on_pull_request:
+        base = f"https://api.github.com/repos/{repo}/pulls/{number}"
+        issue["pull_request"] = {
+            "url": base,
+            "html_url": f"https://github.com/{repo}/pull/{number}",
+            "diff_url": f"https://github.com/{repo}/pull/{number}.diff",
+            "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
+        }
+    user = _user(author, type_=author_type)
+    payload["comment"].update(id=comment_id or next(_ids), body=body, user=user)
+    payload["sender"] = copy.deepcopy(user)
+    return delivery("issue_comment", payload)
+
+
+def promote_clicked(
+    *, repo: str, number: int, check_run_id: int, head_sha: str, clicker: str, installation_id: int | None = 1
+) -> Delivery:
+    """The Promote button of the check run (a `check_run` `requested_action`)."""
+    payload = example("check_run/requested_action.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    check_run = payload["check_run"]
+    check_run.update(id=check_run_id, name="Pinkflow governance", head_sha=head_sha)
+    for pull in check_run["pull_requests"]:
+        pull["number"] = number
+        pull["head"]["sha"] = head_sha
+    payload["requested_action"] = {"identifier": "promote"}
+    payload["sender"] = _user(clicker)
+    return delivery("check_run", payload)
+
+
+def ping() -> Delivery:
+    return delivery("ping", example("ping/with-app_id.json"))
