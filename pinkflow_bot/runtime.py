@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from .github.auth import AppAuth
 from .github.client import GitHubApp
 from .handlers import router
-from .services import GovernanceService
+from .services import GovernanceService, utcnow
 from .settings import Settings
 from .storage.database import create_engine, migrate, session_factory
 from .worker import Worker
@@ -32,12 +34,19 @@ class Runtime:
     _worker_task: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
-    async def create(cls, settings: Settings, *, with_worker: bool = True, run_migrations: bool = True) -> "Runtime":
+    async def create(
+        cls,
+        settings: Settings,
+        *,
+        with_worker: bool = True,
+        run_migrations: bool = True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> "Runtime":
         engine = create_engine(settings.database_url)
         if run_migrations:
             await migrate(engine)
         sessions = session_factory(engine)
-        service = GovernanceService(sessions=sessions, settings=settings)
+        service = GovernanceService(sessions=sessions, settings=settings, clock=clock)
         runtime = cls(settings=settings, engine=engine, sessions=sessions, service=service)
         if settings.configured:
             runtime.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
@@ -50,6 +59,7 @@ class Runtime:
                     github=runtime.github,
                     router=router,
                     concurrency=settings.worker_concurrency,
+                    clock=clock,
                 )
         return runtime
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,19 @@ def app_settings(*, database_url: str, github_url: str, private_key: str, **over
     return Settings.from_mapping(values)
 
 
+class Clock:
+    """A clock the test moves by hand, for voting periods and deadlines."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 class AppUnderTest:
     def __init__(self, runtime: Runtime, client: TestClient) -> None:
         self.runtime = runtime
@@ -54,14 +68,16 @@ class AppUnderTest:
 
 
 @asynccontextmanager
-async def app_under_test(tmp_path: Path, *, github_url: str, private_key: str, **overrides: str) -> AsyncIterator[AppUnderTest]:
+async def app_under_test(
+    tmp_path: Path, *, github_url: str, private_key: str, clock=None, **overrides: str
+) -> AsyncIterator[AppUnderTest]:
     settings = app_settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
         github_url=github_url,
         private_key=private_key,
         **overrides,
     )
-    runtime = await Runtime.create(settings)
+    runtime = await Runtime.create(settings, **({"clock": clock} if clock else {}))
     client = TestClient(TestServer(create_app(runtime)))
     await client.start_server()
     try:

@@ -1,0 +1,90 @@
+"""The real `python app.py` process, started and stopped by a test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.payloads import Delivery
+from tests.paths import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppProcess:
+    """One `python app.py` with its own environment; its log lines go to a file the test reads."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ()) -> None:
+        self.port = int(env.get("PORT") or free_port())
+        self.env = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        self.log_path = log_path
+        self.command = command
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    async def start(self, *, ready_timeout: float = 30.0) -> None:
+        log_file = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "app.py", *self.command,
+            cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=log_file,
+        )
+        log_file.close()
+        deadline = time.monotonic() + ready_timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"app.py exited with {self.process.returncode}:\n{self.log_path.read_text()[-4000:]}")
+                try:
+                    async with session.get(f"{self.url}/api/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"app.py did not become healthy:\n{self.log_path.read_text()[-4000:]}")
+
+    async def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            return await self.process.wait()
+
+    async def send(self, session: aiohttp.ClientSession, delivery: Delivery, *, secret: str) -> int:
+        body = delivery.body()
+        async with session.post(
+            f"{self.url}/api/github/webhooks", data=body, headers=delivery.headers(secret, body)
+        ) as response:
+            await response.read()
+            return response.status
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def eventually(condition, *, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Polls until `condition()` is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        await asyncio.sleep(interval)

@@ -1,0 +1,172 @@
+"""The real `python app.py` process against the fake GitHub: open, vote, pass, promote, restart."""
+
+from __future__ import annotations
+
+import signal
+
+import aiohttp
+import pytest
+
+from tests import payloads
+from tests.harness import APP_ID, WEBHOOK_SECRET
+from tests.process import AppProcess, eventually
+
+REPO = "octo-org/shop"
+PR = 7
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+PREVIEW_ID = 424242
+PREVIEW_URL = "https://shop-git-feature-octo.vercel.app"
+MARKER = "<!-- pinkflow:status -->"
+
+
+@pytest.fixture
+def github_world(fake_github):
+    fake_github.add_installation(1, "octo-org")
+    fake_github.add_repo(REPO, installation_id=1)
+    for login, role in [
+        ("owner-ann", "admin"),
+        ("maint-max", "maintain"),
+        ("dev-dan", "write"),
+        ("reader-rita", "read"),
+        ("alice", "admin"),
+    ]:
+        fake_github.add_user(login)
+        fake_github.set_permission(REPO, login, role)
+    fake_github.add_user("stranger-sam")
+    fake_github.add_user("ci-helper[bot]", type="Bot")
+    fake_github.add_pull(REPO, PR, head_sha=SHA, author="alice")
+    return fake_github
+
+
+def app_env(tmp_path, fake_github, private_key: str) -> dict[str, str]:
+    return {
+        "APP_ID": str(APP_ID),
+        # Inline with escaped newlines, as operators paste it into a platform's settings.
+        "PRIVATE_KEY": private_key.strip().replace("\n", "\\n"),
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
+        "GITHUB_API_URL": fake_github.url,
+        "PUBLIC_URL": "http://pinkflow.test",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "debug",
+    }
+
+
+def status_comments(fake_github) -> list[dict]:
+    return [c for c in fake_github.comments_on(REPO, PR) if MARKER in c["body"]]
+
+
+def reactions_on(fake_github, comment_id: int) -> set[str]:
+    return {r["content"] for r in fake_github.reactions.get(comment_id, [])}
+
+
+def governance_runs(fake_github) -> list[dict]:
+    return fake_github.check_runs_for(REPO, SHA, name="Pinkflow governance")
+
+
+async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
+    tmp_path, github_world, app_private_key
+):
+    fake = github_world
+    app = AppProcess(env=app_env(tmp_path, fake, app_private_key), log_path=tmp_path / "app.log")
+    await app.start()
+    async with aiohttp.ClientSession() as http:
+
+        async def send(delivery):
+            status = await app.send(http, delivery, secret=WEBHOOK_SECRET)
+            assert status == 202, status
+            return delivery
+
+        # The preview's success opens the proposal: a check run in progress and one status comment.
+        await send(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=PREVIEW_ID, url=PREVIEW_URL))
+        await eventually(lambda: governance_runs(fake) and status_comments(fake), message="proposal opened")
+        assert governance_runs(fake)[0]["status"] == "in_progress"
+
+        def said(body, author, **kwargs):
+            return payloads.comment(body, repo=REPO, number=PR, author=author, **kwargs)
+
+        not_counted = [
+            await send(said("/approve", "reader-rita")),  # read permission only
+            await send(said("/approve", "stranger-sam")),  # not a collaborator
+            await send(said("/approve ship it", "alice")),  # the pull request's author
+        ]
+        ignored = [
+            await send(said("/approve", "ci-helper[bot]", author_type="Bot")),
+            await send(said("> /approve\n\nquoting the instructions", "dev-dan")),
+            await send(said("To vote, write:\n\n```\n/approve\n```", "maint-max")),
+            await send(said("try `/approve` inline", "maint-max")),
+        ]
+        counted = [
+            await send(said("/approve looks good on mobile", "owner-ann")),
+            await send(said("/APPROVE", "maint-max")),
+            await send(said("/reject the footer overlaps", "dev-dan")),
+        ]
+        await eventually(
+            lambda: all(reactions_on(fake, d.payload["comment"]["id"]) for d in counted + not_counted),
+            message="reactions on every command",
+        )
+        for delivery in counted:
+            assert reactions_on(fake, delivery.payload["comment"]["id"]) == {"+1"}
+        for delivery in not_counted:
+            assert reactions_on(fake, delivery.payload["comment"]["id"]) == {"confused"}
+
+        # 3 + 2 approve, 1 rejects: 83.33 % over the 75 % threshold with quorum 3.
+        await eventually(lambda: governance_runs(fake)[0].get("conclusion") == "success", message="vote passed")
+        run = governance_runs(fake)[0]
+        assert [a["identifier"] for a in run["actions"]] == ["promote"]
+        [comment] = status_comments(fake)
+        for expected in ("@owner-ann", "@maint-max", "@dev-dan", "the footer overlaps", PREVIEW_URL, "83.33"):
+            assert expected in comment["body"], expected
+        for voter in ("reader-rita", "stranger-sam", "ci-helper"):
+            assert f"| @{voter}" not in comment["body"]
+
+        # /promote twice and the button: one production deployment.
+        await send(said("/promote", "dev-dan"))
+        await send(said("/promote", "owner-ann"))
+        await send(payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="maint-max"))
+        await eventually(lambda: fake.calls_for("repos/create-deployment"), message="a deployment")
+        await eventually(
+            lambda: len(fake.calls_for("reactions/create-for-issue-comment")) >= len(counted + not_counted) + 2,
+            message="answers to both /promote comments",
+        )
+        await eventually(lambda: fake.calls_for("checks/update") and "Promoted" in governance_runs(fake)[0]["output"]["title"],
+                         message="check run shows the promotion")
+        [deployment_call] = fake.calls_for("repos/create-deployment")
+        assert deployment_call.json["ref"] == SHA
+        assert deployment_call.json["environment"] == "production"
+        assert deployment_call.json["auto_merge"] is False
+        assert deployment_call.json["required_contexts"] == []
+
+        # No message went out with a delivery that did not count.
+        for delivery in ignored:
+            assert reactions_on(fake, delivery.payload["comment"]["id"]) == set()
+
+        # SIGTERM: a clean stop, then the same database in a new process.
+        assert await app.stop(signal.SIGTERM) == 0
+        app = AppProcess(env=app_env(tmp_path, fake, app_private_key), log_path=tmp_path / "app.log")
+        await app.start()
+        async with http.get(f"{app.url}/api/deployments/status", params={"deploymentId": str(PREVIEW_ID)}) as response:
+            assert response.status == 200
+            status = (await response.json())["deployment"]
+        assert status["project"] == REPO
+        assert status["pr_number"] == PR
+        assert status["deploy_url"] == PREVIEW_URL
+        assert status["status"] == "promoted"
+        votes = status["votes"]
+        assert (votes["total"], votes["approvals"], votes["rejections"]) == (3, 2, 1)
+        assert votes["approvalRate"] == pytest.approx(83.33)
+        assert votes["isApproved"] is True
+
+        await send(said("/promote", "owner-ann"))
+        updates_before = len(fake.calls_for("issues/update-comment"))
+        await send(said("/status", "reader-rita"))
+        await eventually(lambda: len(fake.calls_for("issues/update-comment")) > updates_before, message="/status refresh")
+        assert len(fake.calls_for("repos/create-deployment")) == 1
+        assert len(status_comments(fake)) == 1
+        assert len(governance_runs(fake)) == 1
+        assert await app.stop(signal.SIGTERM) == 0
+
+    log_text = app.log_text()
+    assert "delivery handled" in log_text
+    for secret in (WEBHOOK_SECRET, app_private_key.strip().splitlines()[1], "ghs_", "PRIVATE KEY"):
+        assert secret not in log_text

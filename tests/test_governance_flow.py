@@ -1,0 +1,260 @@
+"""The whole governance flow in process: deliveries in, GitHub calls out, state in between."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import payloads
+from tests.harness import Clock, app_under_test
+
+REPO = "octo-org/shop"
+PR = 12
+SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+NEW_SHA = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+MARKER = "<!-- pinkflow:status -->"
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def world(fake_github):
+    fake_github.add_installation(1, "octo-org")
+    fake_github.add_repo(REPO, installation_id=1)
+    for login, role in [("ann", "admin"), ("max", "maintain"), ("dan", "write"), ("tia", "triage"), ("alice", "write")]:
+        fake_github.add_user(login)
+        fake_github.set_permission(REPO, login, role)
+    fake_github.add_pull(REPO, PR, head_sha=SHA, author="alice")
+    return fake_github
+
+
+@pytest.fixture
+async def app(tmp_path, world, app_private_key, clock):
+    async with app_under_test(tmp_path, github_url=world.url, private_key=app_private_key, clock=clock) as app:
+        yield app
+
+
+def vote(body: str, author: str, **kwargs):
+    return payloads.comment(body, repo=REPO, number=PR, author=author, **kwargs)
+
+
+def the_check_run(fake, sha: str = SHA) -> dict:
+    [run] = fake.check_runs_for(REPO, sha, name="Pinkflow governance")
+    return run
+
+
+def the_status_comment(fake) -> dict:
+    [comment] = [c for c in fake.comments_on(REPO, PR) if MARKER in c["body"]]
+    return comment
+
+
+async def open_proposal(app, *, sha: str = SHA, deployment_id: int = 501):
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=sha, deployment_id=deployment_id))
+
+
+async def seed_status(app, deployment_id: int = 501) -> dict:
+    response = await app.client.get("/api/deployments/status", params={"deploymentId": str(deployment_id)})
+    assert response.status == 200
+    return (await response.json())["deployment"]
+
+
+async def test_a_preview_success_opens_one_proposal_with_check_run_and_comment(app, world):
+    await open_proposal(app)
+    run = the_check_run(world)
+    assert run["status"] == "in_progress"
+    assert run["external_id"]
+    comment = the_status_comment(world)
+    assert "https://preview-abc.example.dev" in comment["body"]
+    # A second success for the same preview (a redeploy) updates, it does not open another.
+    await open_proposal(app)
+    assert len(world.check_runs_for(REPO, SHA, name="Pinkflow governance")) == 1
+    assert len([c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]) == 1
+
+
+@pytest.mark.parametrize(
+    "environment, opens",
+    [("Preview", True), ("preview-pr-12", True), ("Preview – shop", True), ("PREVIEW", True), ("production", False), ("staging", False)],
+)
+async def test_only_preview_environments_open_proposals(app, world, environment, opens):
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=77, environment=environment))
+    assert bool(world.check_runs_for(REPO, SHA, name="Pinkflow governance")) is opens
+
+
+async def test_a_failed_preview_or_one_for_no_open_pull_request_opens_nothing(app, world):
+    await app.deliver(
+        payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=78, state="failure"),
+        payloads.preview_ready(repo=REPO, sha="b" * 40, deployment_id=79),
+    )
+    assert world.check_runs_for(REPO, SHA) == []
+    assert world.comments_on(REPO, PR) == []
+
+
+async def test_the_pull_request_is_found_from_stored_events_without_asking_github(app, world):
+    await app.deliver(payloads.pull_request("opened", repo=REPO, number=PR, head_sha=SHA, author="alice"))
+    await open_proposal(app)
+    assert world.calls_for("repos/list-pull-requests-associated-with-commit") == []
+    assert the_check_run(world)["status"] == "in_progress"
+
+
+async def test_weights_follow_roles_and_the_latest_vote_counts(app, world):
+    await open_proposal(app)
+    await app.deliver(
+        vote("/reject", "ann"),  # admin, weight 3 ...
+        vote("/approve changed my mind", "ann"),  # ... whose latest vote counts
+        vote("/approve", "max"),  # maintain, 2
+        vote("/reject", "tia"),  # triage: below write, not counted
+        vote("/abstain on holiday", "dan"),  # write, counts toward quorum only
+    )
+    votes = (await seed_status(app))["votes"]
+    assert votes["total"] == 3
+    assert (votes["approvals"], votes["rejections"], votes["abstentions"]) == (2, 0, 1)
+    assert (votes["approveWeight"], votes["rejectWeight"], votes["abstainWeight"]) == (5, 0, 1)
+    assert votes["approvalRate"] == 100
+    assert votes["isApproved"] is True
+    run = the_check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert "changed my mind" in the_status_comment(world)["body"]
+
+
+async def test_the_weight_is_fixed_when_the_vote_is_cast(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "max"))
+    world.set_permission(REPO, "max", "read")
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "dan"))
+    votes = (await seed_status(app))["votes"]
+    assert votes["approveWeight"] == 2 + 3 + 1
+
+
+async def test_retract_withdraws_a_vote_and_the_pass_with_it(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
+    assert the_check_run(world)["conclusion"] == "success"
+    await app.deliver(vote("/approve cancel", "dan"))
+    votes = (await seed_status(app))["votes"]
+    assert (votes["total"], votes["isApproved"]) == (2, False)
+    run = the_check_run(world)
+    assert run["status"] == "in_progress"
+    assert run["actions"] == []
+
+
+async def test_a_redelivered_vote_is_counted_once(app, world):
+    await open_proposal(app)
+    delivery = vote("/approve", "ann")
+    await app.deliver(delivery, delivery, delivery)
+    assert (await seed_status(app))["votes"]["total"] == 1
+    assert len(world.calls_for("reactions/create-for-issue-comment")) == 1
+
+
+async def test_promote_before_the_pass_is_refused_and_says_why(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/promote", "ann"))
+    assert world.calls_for("repos/create-deployment") == []
+    assert "not promoted" in the_status_comment(world)["body"]
+
+
+async def test_promote_needs_write_permission(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
+    await app.deliver(vote("/promote", "tia"))
+    assert world.calls_for("repos/create-deployment") == []
+    await app.deliver(vote("/promote", "dan"))
+    [call] = world.calls_for("repos/create-deployment")
+    assert call.json["payload"]["pinkflow"]["preview_url"] == "https://preview-abc.example.dev"
+    assert (await seed_status(app))["status"] == "promoted"
+
+
+async def test_the_promote_button_promotes_once(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
+    run = the_check_run(world)
+    click = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="max")
+    again = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="ann")
+    await app.deliver(click, again)
+    assert len(world.calls_for("repos/create-deployment")) == 1
+    run = the_check_run(world)
+    assert (run["conclusion"], run["actions"]) == ("success", [])
+
+
+async def test_a_push_supersedes_the_proposal_and_votes_do_not_carry_over(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    world.add_pull(REPO, PR, head_sha=NEW_SHA, author="alice")
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    old = the_check_run(world, SHA)
+    assert (old["status"], old["conclusion"]) == ("completed", "neutral")
+    await open_proposal(app, sha=NEW_SHA, deployment_id=502)
+    assert the_check_run(world, NEW_SHA)["status"] == "in_progress"
+    assert (await seed_status(app, 502))["votes"]["total"] == 0
+    # Still one status comment on the pull request, now about the new commit.
+    assert NEW_SHA[:7] in the_status_comment(world)["body"]
+
+
+async def test_a_closed_pull_request_cancels_its_proposal(app, world):
+    await open_proposal(app)
+    await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
+    run = the_check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "cancelled")
+    await app.deliver(vote("/approve", "ann"))
+    assert (await seed_status(app))["votes"]["total"] == 0
+
+
+async def test_a_voting_period_without_quorum_expires(app, world, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    clock.advance(hours=24, seconds=1)
+    await app.runtime.service.close_due_proposals()
+    await app.drain()
+    run = the_check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "timed_out")
+    assert (await seed_status(app))["status"] == "expired"
+
+
+async def test_a_voting_period_with_quorum_under_threshold_is_rejected(app, world, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"), vote("/reject", "ann"), vote("/reject", "max"))
+    clock.advance(hours=25)
+    await app.runtime.service.close_due_proposals()
+    await app.drain()
+    assert the_check_run(world)["conclusion"] == "failure"
+    assert (await seed_status(app))["status"] == "rejected"
+    await app.deliver(vote("/approve", "ann"))
+    assert (await seed_status(app))["votes"]["approvals"] == 1  # the late vote was not counted
+    assert "voting has closed" in the_status_comment(world)["body"]
+
+
+async def test_help_is_answered_with_the_command_list(app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/help", "tia"))
+    replies = [c for c in world.comments_on(REPO, PR) if MARKER not in c["body"]]
+    [reply] = [c for c in replies if "/approve" in c["body"]]
+    assert "/reject" in reply["body"] and "/promote" in reply["body"]
+
+
+async def test_comments_on_issues_that_are_not_pull_requests_are_ignored(app, world):
+    await open_proposal(app)
+    reactions_before = len(world.calls_for("reactions/create-for-issue-comment"))
+    await app.deliver(payloads.comment("/approve", repo=REPO, number=PR, author="ann", on_pull_request=False))
+    assert len(world.calls_for("reactions/create-for-issue-comment")) == reactions_before
+    assert (await seed_status(app))["votes"]["total"] == 0
+
+
+async def test_installation_defaults_from_the_environment(tmp_path, world, app_private_key, clock):
+    async with app_under_test(
+        tmp_path, github_url=world.url, private_key=app_private_key, clock=clock,
+        DAO_APPROVAL_THRESHOLD="60", DAO_MIN_VOTES="1", DAO_VOTING_PERIOD="2h",
+    ) as app:
+        await open_proposal(app)
+        await app.deliver(vote("/approve", "dan"))
+        status = await seed_status(app)
+        assert status["votes"]["isApproved"] is True
+        assert status["votes"]["threshold"] == 60
+        assert status["closes_at"].startswith("2026-11-02T11:00")
+
+
+async def test_the_status_api_answers_unknown_and_bad_ids_clearly(app):
+    missing = await app.client.get("/api/deployments/status", params={"deploymentId": "99999"})
+    assert missing.status == 404
+    bad = await app.client.get("/api/deployments/status", params={"deploymentId": "abc"})
+    assert bad.status == 400
