@@ -1,0 +1,534 @@
+"""Markdown for the check run and the status comment, from a snapshot of a proposal.
+
+Everything here is deterministic: the current time comes in with the view. Text that
+people typed (reasons, errors) is escaped so it cannot break a table, mention
+anyone or inject HTML; notes are written by the bot and shown as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .decision import Outcome, proposal_blocker
+from .durations import format_duration
+from .permissions import Permission
+from .rules import Rules
+from .tally import Ballot, Choice, Tally
+
+CHECK_RUN_NAME = "Pinkflow governance"
+STATUS_MARKER = "<!-- pinkflow:status -->"
+PROMOTE_ACTION_ID = "promote"
+MAX_CHECK_TEXT = 65535  # GitHub's limit on a check run's summary and text
+MAX_TITLE = 255
+MAX_COMMENT = 65536  # GitHub's limit on a comment body
+MAX_ACTION_LABEL = 20
+MAX_ACTION_DESCRIPTION = 40
+MAX_ACTION_IDENTIFIER = 20
+MAX_REASON_SHOWN = 500
+TRUNCATED = "… (truncated)"
+
+PROPOSAL_STATES = ("voting", "passed", "rejected", "expired", "superseded", "cancelled", "promoted")
+PROMOTION_STATES = ("pending", "created", "failed", "in_progress", "success", "failure")
+# Promotions that are under way or done: no second one is offered.
+_PROMOTION_ACTIVE = frozenset({"pending", "created", "in_progress", "success", "failure"})
+
+
+@dataclass(frozen=True)
+class PromotionView:
+    requested_by: str
+    state: str
+    deployment_id: int | None = None
+    environment_url: str | None = None
+    error: str | None = None
+    forced: bool = False
+
+    def __post_init__(self) -> None:
+        if self.state not in PROMOTION_STATES:
+            raise ValueError(f"unknown promotion state {self.state!r}")
+
+
+@dataclass(frozen=True)
+class HealthView:
+    """The last check of the preview URL: an HTTP status, or the error that prevented one."""
+
+    status: int | None = None
+    elapsed_ms: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 400
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    id: int
+    repo_full_name: str
+    pr_number: int
+    head_sha: str
+    preview_url: str | None
+    environment: str | None
+    state: str
+    opened_at: datetime
+    closes_at: datetime
+    now: datetime
+    rules: Rules
+    tally: Tally
+    held_by: tuple[str, ...] = ()
+    promotion: PromotionView | None = None
+    details_url: str | None = None
+    notes: tuple[str, ...] = ()
+    health: HealthView | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in PROPOSAL_STATES:
+            raise ValueError(f"unknown proposal state {self.state!r}")
+        object.__setattr__(self, "held_by", tuple(self.held_by))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
+
+@dataclass(frozen=True)
+class CheckRunOutput:
+    status: str
+    conclusion: str | None
+    title: str
+    summary: str
+    text: str
+    actions: tuple[dict[str, str], ...] = ()
+
+    def as_github(self) -> dict[str, Any]:
+        """The fields of a create/update check run request that this output decides."""
+        body: dict[str, Any] = {
+            "status": self.status,
+            "output": {"title": self.title, "summary": self.summary, "text": self.text},
+            "actions": [dict(action) for action in self.actions],
+        }
+        if self.conclusion is not None:
+            body["conclusion"] = self.conclusion
+        return body
+
+
+# --- Escaping and small formatting helpers ------------------------------------------
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~|])")
+_ISSUE_REFERENCE = re.compile(r"#(?=\d)")
+_SAFE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`\\]+", re.IGNORECASE)
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?")
+_ZERO_WIDTH_SPACE = "&#8203;"
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, with "…" where it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def escape_text(text: str, *, limit: int = MAX_REASON_SHOWN) -> str:
+    """User text made safe for one line of markdown, including a table cell.
+
+    Line breaks become spaces; `&`, `<` and `>` become entities so no HTML gets
+    through; markdown punctuation (including `|`) is backslash-escaped; `@` and `#123`
+    get a zero-width space so nobody is mentioned and no issue is cross-referenced.
+    """
+    text = clip(" ".join(text.split()), limit)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    text = _ISSUE_REFERENCE.sub("#" + _ZERO_WIDTH_SPACE, text)
+    return text.replace("@", "@" + _ZERO_WIDTH_SPACE)
+
+
+def _login(login: str) -> str:
+    """@login for a GitHub account; anything that is not a login is shown as plain text,
+    never as a mention of someone else."""
+    if _LOGIN.fullmatch(login):
+        return "@" + login
+    return escape_text(login, limit=100)
+
+
+def _logins(logins: tuple[str, ...]) -> str:
+    return ", ".join(_login(login) for login in logins)
+
+
+def _link(url: str) -> str:
+    return f"<{url}>" if _SAFE_URL.fullmatch(url) else escape_text(url)
+
+
+def _environment(name: str) -> str:
+    """Environment names come from deployers and configuration: shown, never interpreted."""
+    return escape_text(name, limit=200)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate:g}%"
+
+
+def _utc(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _fit(text: str, limit: int) -> str:
+    """`text` within `limit` characters, cut at a line end with a visible marker."""
+    if len(text) <= limit:
+        return text
+    tail = "\n\n" + TRUNCATED
+    cut = text[: limit - len(tail)]
+    line_end = cut.rfind("\n")
+    if line_end > 0:
+        cut = cut[:line_end]
+    return cut + tail
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def rules_line(rules: Rules) -> str:
+    """The rules in one line, as shown in the comment and the check run."""
+    eligible = [level for level in sorted(Permission, reverse=True) if level >= rules.min_permission]
+    weights = ", ".join(f"{level.label} {rules.weights.get(level, 0)}" for level in eligible)
+    parts = [
+        f"passes at {rules.threshold}% weighted approval",
+        f"quorum {_plural(rules.min_votes, 'voter')}",
+        f"voting period {format_duration(rules.voting_period)}",
+    ]
+    if rules.min_voting_time:
+        parts.append(f"promotion after at least {format_duration(rules.min_voting_time)} of voting")
+    parts.append(f"voters need {rules.min_permission.label} or above")
+    parts.append(f"weights {weights}")
+    if rules.user_weights:
+        # Plain names: the rules should not mention every configured person on every pull request.
+        users = ", ".join(f"{escape_text(login)} {weight}" for login, weight in sorted(rules.user_weights.items()))
+        parts.append(f"user weights {users}")
+    if rules.team_weights:
+        teams = ", ".join(f"{escape_text(team)} {weight}" for team, weight in sorted(rules.team_weights.items()))
+        parts.append(f"team weights {teams}")
+    parts.append("the author may vote" if rules.allow_author else "the author does not vote")
+    return " · ".join(parts)
+
+
+# --- What the state means -------------------------------------------------------------
+
+_CHOICE_LABELS = {
+    Choice.APPROVE: "✅ approve",
+    Choice.REJECT: "❌ reject",
+    Choice.ABSTAIN: "➖ abstain",
+    Choice.RETRACT: "retracted",
+}
+
+
+def promotion_blocker(view: ProposalView) -> str | None:
+    """Why the Promote button is not offered for a passed proposal; None when it is."""
+    if view.state != "passed":
+        return "the vote has not passed"
+    if view.promotion is not None and view.promotion.state in _PROMOTION_ACTIVE:
+        return "a promotion has already been requested"
+    return proposal_blocker(
+        outcome=Outcome.PASSED,
+        held=bool(view.held_by),
+        rules=view.rules,
+        opened_at=view.opened_at,
+        now=view.now,
+        preview_healthy=None if view.health is None else view.health.ok,
+    )
+
+
+def is_promotable(view: ProposalView) -> bool:
+    """Passed, not held, not yet promoted, and past the minimum time and health checks."""
+    return promotion_blocker(view) is None
+
+
+def _vote_count(t: Tally, rules: Rules) -> str:
+    if t.quorum_met:
+        return f"{_plural(t.total, 'vote')} (quorum {rules.min_votes} met)"
+    return f"{t.total} of {rules.min_votes} votes"
+
+
+def _title(view: ProposalView) -> str:
+    t, rules = view.tally, view.rules
+    production = view.rules.production_environment
+    if view.state == "voting":
+        return f"Voting: {_vote_count(t, rules)}, {_percent(t.approval_rate)} approval (needs {rules.threshold}%)"
+    if view.state == "passed":
+        passed = f"Passed: {_percent(t.approval_rate)} approval from {_plural(t.total, 'vote')}"
+        if view.held_by:
+            return f"Passed, on hold by {_logins(view.held_by)}"
+        promotion = view.promotion
+        if promotion is not None and promotion.state == "failure":
+            return f"Passed; the {production} deployment failed"
+        if promotion is not None and promotion.state in _PROMOTION_ACTIVE:
+            return f"Passed: promoting to {production}"
+        if promotion is not None and promotion.state == "failed":
+            return "Passed; the promotion failed, try again with Promote"
+        blocker = promotion_blocker(view)
+        if blocker is not None:
+            return f"{passed}; promotion waits: {blocker}"
+        return f"{passed}, ready to promote"
+    if view.state == "promoted":
+        return f"Promoted to {production}"
+    if view.state == "rejected":
+        return f"Rejected: {_percent(t.approval_rate)} approval (needed {rules.threshold}%)"
+    if view.state == "expired":
+        return f"Expired: {t.total} of {rules.min_votes} votes, quorum not met"
+    if view.state == "superseded":
+        return "Superseded by a newer commit"
+    return "Cancelled: the pull request was closed"
+
+
+def _rate_reached(t: Tally, rules: Rules) -> bool:
+    decisive = t.approve_weight + t.reject_weight
+    return t.approve_weight > 0 and 100 * t.approve_weight >= rules.threshold * decisive
+
+
+def _decision_sentence(view: ProposalView) -> str:
+    t, rules = view.tally, view.rules
+    production = _environment(rules.production_environment)
+    rate = _percent(t.approval_rate)
+    if view.state == "voting":
+        missing = []
+        if not t.quorum_met:
+            missing.append(f"{_plural(rules.min_votes - t.total, 'more vote')} for the quorum")
+        if not _rate_reached(t, rules):
+            missing.append(f"a weighted approval of at least {rules.threshold}% (now {rate})")
+        if not missing:
+            return "The vote is open."
+        return f"The vote is open. To pass it needs {' and '.join(missing)}."
+    if view.state == "passed":
+        sentence = f"The vote passed with {rate} weighted approval from {_plural(t.total, 'vote')}."
+        if view.held_by:
+            return f"{sentence} Promotion is on hold by {_logins(view.held_by)} until `/unhold`."
+        blocker = promotion_blocker(view)
+        if blocker is None:
+            return f"{sentence} It can be promoted to {production} with the Promote button or `/promote`."
+        if view.promotion is None or view.promotion.state == "failed":
+            return f"{sentence} Promotion waits: {blocker}."
+        return sentence
+    if view.state == "promoted":
+        return f"The vote passed and this preview was promoted to {production}."
+    if view.state == "rejected":
+        return (
+            f"The vote closed without passing: {rate} weighted approval, "
+            f"{rules.threshold}% was needed. This preview will not be promoted."
+        )
+    if view.state == "expired":
+        return (
+            f"The voting period ended with {t.total} of the {rules.min_votes} votes needed for a quorum. "
+            "This preview will not be promoted."
+        )
+    if view.state == "superseded":
+        return "A newer commit was pushed; voting continues on its preview. Votes here no longer count."
+    return "The pull request was closed, so this vote is over."
+
+
+def _time_line(view: ProposalView) -> str:
+    if view.state == "voting" and view.now < view.closes_at:
+        left = format_duration(view.closes_at - view.now)
+        return f"⏳ Voting closes in {left} (at {_utc(view.closes_at)})."
+    if view.state == "voting":
+        return f"⌛ Voting closed at {_utc(view.closes_at)}; the result is being counted."
+    if view.now < view.closes_at:
+        return f"Voting ended before its deadline ({_utc(view.closes_at)})."
+    return f"Voting closed at {_utc(view.closes_at)}."
+
+
+def _promotion_line(view: ProposalView) -> str | None:
+    promotion = view.promotion
+    if promotion is None:
+        return None
+    production = _environment(view.rules.production_environment)
+    who = "Forced promotion" if promotion.forced else "Promotion"
+    deployment = f" (deployment {promotion.deployment_id})" if promotion.deployment_id is not None else ""
+    start = f"{who} to {production} requested by {_login(promotion.requested_by)}{deployment}"
+    if promotion.state == "pending":
+        line = f"{start}: starting."
+    elif promotion.state == "created":
+        line = f"{start}: deployment created, waiting for it to start."
+    elif promotion.state == "in_progress":
+        line = f"{start}: deploying."
+    elif promotion.state == "success":
+        line = f"{start}: deployed."
+    elif promotion.state == "failure":
+        line = f"{start}: the deployment failed."
+    else:
+        line = f"{start}: failed."
+    if promotion.environment_url:
+        line += f" {_link(promotion.environment_url)}"
+    if promotion.error:
+        line += f" Error: {escape_text(promotion.error)}"
+    return line
+
+
+def _health_line(view: ProposalView) -> str | None:
+    health = view.health
+    if health is None:
+        return None
+    required = " Promotion needs it to answer without error." if view.rules.preview_health_required else ""
+    if health.ok:
+        timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
+        return f"Preview health: answers {health.status}{timing}."
+    if health.status is not None:
+        return f"Preview health: answers {health.status}.{required}"
+    error = escape_text(health.error or "no answer", limit=200)
+    return f"Preview health: no answer ({error}).{required}"
+
+
+def _preview_line(view: ProposalView) -> str:
+    sha = escape_text(view.head_sha[:7], limit=7)
+    where = _link(view.preview_url) if view.preview_url else "no preview URL"
+    environment = f" (environment {_environment(view.environment)})" if view.environment else ""
+    return f"**Preview:** {where}{environment} at `{sha}`"
+
+
+def _notes(view: ProposalView) -> list[str]:
+    return [f"- {clip(' '.join(note.split()), MAX_REASON_SHOWN)}" for note in view.notes if note.strip()]
+
+
+def _ballot_row(ballot: Ballot) -> str:
+    reason = escape_text(ballot.reason) if ballot.reason else ""
+    return f"| {_login(ballot.voter)} | {_CHOICE_LABELS[ballot.choice]} | {ballot.weight} | {reason} |"
+
+
+def tally_table(t: Tally, *, budget: int = MAX_CHECK_TEXT) -> str:
+    """The voters table; rows that would go over `budget` characters are counted instead."""
+    if not t.ballots:
+        return "_No votes yet._"
+    header = "| Voter | Vote | Weight | Reason |\n| --- | --- | ---: | --- |"
+    rows: list[str] = []
+    used = len(header)
+    for index, ballot in enumerate(t.ballots):
+        row = _ballot_row(ballot)
+        # Room for this row and for the line that says how many were left out.
+        if used + len(row) + 1 + 60 > budget:
+            rows.append(f"\n_… and {_plural(len(t.ballots) - index, 'more vote')} not shown._")
+            break
+        rows.append("\n" + row)
+        used += len(row) + 1
+    return header + "".join(rows)
+
+
+def totals_line(t: Tally, rules: Rules) -> str:
+    return (
+        f"**Tally:** {_vote_count(t, rules)} · approve {t.approvals} (weight {t.approve_weight})"
+        f" · reject {t.rejections} (weight {t.reject_weight})"
+        f" · abstain {t.abstentions} (weight {t.abstain_weight})"
+        f" · **{_percent(t.approval_rate)}** weighted approval (passes at {rules.threshold}%)"
+    )
+
+
+def _how_to_vote(view: ProposalView) -> str | None:
+    if view.state == "voting":
+        return (
+            "**How to vote:** comment `/approve [reason]`, `/reject [reason]` or `/abstain [reason]` "
+            f"on its own line; `/retract` withdraws your vote. Voters need "
+            f"{view.rules.min_permission.label} permission or above; your latest vote counts. "
+            "`/help` lists every command."
+        )
+    if view.state == "passed" and is_promotable(view):
+        return "**To promote:** use the Promote button on the check run, or comment `/promote`."
+    return None
+
+
+# --- The two outputs ------------------------------------------------------------------
+
+
+def _status_and_conclusion(view: ProposalView) -> tuple[str, str | None]:
+    if view.state == "voting":
+        return "in_progress", None
+    if view.state == "passed":
+        # A hold keeps the check open, so nothing that waits for it goes ahead.
+        return ("in_progress", None) if view.held_by else ("completed", "success")
+    return "completed", {
+        "promoted": "success",
+        "rejected": "failure",
+        "expired": "timed_out",
+        "superseded": "neutral",
+        "cancelled": "cancelled",
+    }[view.state]
+
+
+def _promote_action(view: ProposalView) -> dict[str, str]:
+    description = clip(f"Promote this preview to {view.rules.production_environment}", MAX_ACTION_DESCRIPTION)
+    return {
+        "label": clip("Promote", MAX_ACTION_LABEL),
+        "description": description,
+        "identifier": PROMOTE_ACTION_ID[:MAX_ACTION_IDENTIFIER],
+    }
+
+
+def render_check_run(view: ProposalView) -> CheckRunOutput:
+    """The check run's status, conclusion, texts and (when promotable) the Promote button."""
+    status, conclusion = _status_and_conclusion(view)
+    summary_parts = [_decision_sentence(view), f"**Rules:** {rules_line(view.rules)}", _time_line(view)]
+    summary_parts += [line for line in (_promotion_line(view), _health_line(view)) if line]
+    notes = _notes(view)
+    if notes:
+        summary_parts.append("\n".join(notes))
+    if view.details_url and _SAFE_URL.fullmatch(view.details_url):
+        summary_parts.append(f"[Votes and audit trail]({view.details_url})")
+    summary = _fit("\n\n".join(part for part in summary_parts if part), MAX_CHECK_TEXT)
+
+    totals = totals_line(view.tally, view.rules)
+    table = tally_table(view.tally, budget=MAX_CHECK_TEXT - len(totals) - 10)
+    text = _fit(f"{totals}\n\n{table}", MAX_CHECK_TEXT)
+
+    actions = (_promote_action(view),) if is_promotable(view) else ()
+    return CheckRunOutput(
+        status=status,
+        conclusion=conclusion,
+        title=clip(_title(view), MAX_TITLE),
+        summary=summary,
+        text=text,
+        actions=actions,
+    )
+
+
+_HEADINGS = {
+    "voting": "Voting open",
+    "passed": "Passed",
+    "rejected": "Rejected",
+    "expired": "Expired, quorum not met",
+    "superseded": "Superseded by a newer commit",
+    "cancelled": "Cancelled, the pull request was closed",
+    "promoted": "Promoted",
+}
+
+
+def _heading(view: ProposalView) -> str:
+    heading = _HEADINGS[view.state]
+    if view.state == "passed" and view.held_by:
+        heading = "Passed, on hold"
+    elif view.state == "promoted":
+        heading = f"Promoted to {view.rules.production_environment}"
+    return f"### Pinkflow governance: {_environment(heading)}"
+
+
+def render_status_comment(view: ProposalView) -> str:
+    """The one status comment, found again later by `STATUS_MARKER` on its first line."""
+    before = [
+        _heading(view),
+        _decision_sentence(view),
+        _preview_line(view),
+        _health_line(view),
+        f"**Rules:** {rules_line(view.rules)}",
+    ]
+    after = [
+        totals_line(view.tally, view.rules),
+        _time_line(view),
+        _how_to_vote(view),
+        f"**Promotion:** {_promotion_line(view)}" if view.promotion else None,
+    ]
+    notes = _notes(view)
+    if notes:
+        after.append("**Notes:**\n" + "\n".join(notes))
+    if view.details_url and _SAFE_URL.fullmatch(view.details_url):
+        after.append(f"[Votes and audit trail]({view.details_url})")
+
+    head = STATUS_MARKER + "\n" + "\n\n".join(part for part in before if part)
+    tail = "\n\n".join(part for part in after if part)
+    table = tally_table(view.tally, budget=max(MAX_COMMENT - len(head) - len(tail) - 10, 200))
+    return _fit(f"{head}\n\n{table}\n\n{tail}", MAX_COMMENT)

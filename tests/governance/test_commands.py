@@ -1,0 +1,193 @@
+"""The command parser, case by case: what votes and what does not."""
+
+import pytest
+
+from pinkflow_bot.governance.commands import (
+    HELP_TEXT,
+    MAX_REASON_LENGTH,
+    Command,
+    CommandKind,
+    parse_commands,
+    strip_non_command_text,
+)
+
+A = CommandKind.APPROVE
+R = CommandKind.REJECT
+
+
+def kinds(body):
+    return [command.kind for command in parse_commands(body)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("/approve", [A], id="bare"),
+        pytest.param("/APPROVE", [A], id="upper-case"),
+        pytest.param("/Reject", [R], id="mixed-case"),
+        pytest.param("   /approve", [A], id="three-spaces"),
+        pytest.param("    /approve", [], id="four-spaces-is-code"),
+        pytest.param("\t/approve", [], id="tab-is-code"),
+        pytest.param("/approve\t", [A], id="trailing-tab"),
+        pytest.param("/abstain", [CommandKind.ABSTAIN], id="abstain"),
+        pytest.param("/retract", [CommandKind.RETRACT], id="retract"),
+        pytest.param("/hold", [CommandKind.HOLD], id="hold"),
+        pytest.param("/unhold", [CommandKind.UNHOLD], id="unhold"),
+        pytest.param("/promote", [CommandKind.PROMOTE], id="promote"),
+        pytest.param("/status", [CommandKind.STATUS], id="status"),
+        pytest.param("/help", [CommandKind.HELP], id="help"),
+        pytest.param("Thanks!\n/approve\nGreat work.", [A], id="between-text"),
+        pytest.param("/approve\n/hold wait for QA\n/status", [A, CommandKind.HOLD, CommandKind.STATUS], id="in-order"),
+        pytest.param("/reject\n/approve", [R, A], id="order-kept"),
+        # Not commands.
+        pytest.param("/approved", [], id="longer-word"),
+        pytest.param("/approvex", [], id="suffix"),
+        pytest.param("/approve-now", [], id="hyphenated"),
+        pytest.param("/approve.", [], id="punctuation"),
+        pytest.param("x /approve", [], id="not-at-line-start"),
+        pytest.param("I /approve of this", [], id="mid-sentence"),
+        pytest.param("/ approve", [], id="space-after-slash"),
+        pytest.param("//approve", [], id="double-slash"),
+        pytest.param("/deploy now", [], id="unknown-word"),
+        pytest.param("- /approve", [], id="list-item"),
+        pytest.param("# /approve", [], id="heading"),
+        pytest.param("", [], id="empty"),
+        pytest.param(None, [], id="none"),
+    ],
+)
+def test_which_lines_are_commands(body, expected):
+    assert kinds(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("```\n/approve\n```\n/reject", [R], id="fenced"),
+        pytest.param("```python\n/approve\n```\n/reject", [R], id="fenced-with-info"),
+        pytest.param("   ```\n/approve\n   ```\n/reject", [R], id="fence-indented-3"),
+        pytest.param("~~~\n/approve\n~~~\n/reject", [R], id="tilde-fenced"),
+        pytest.param("````\n```\n/approve\n````\n/reject", [R], id="longer-fence-not-closed-by-shorter"),
+        pytest.param("~~~\n```\n/approve\n~~~\n/reject", [R], id="tilde-not-closed-by-backticks"),
+        pytest.param("```\n/approve\n~~~\n/approve", [], id="unclosed-fence-runs-to-end"),
+        pytest.param("```\n/approve\n``` not a close\n/approve\n```\n/reject", [R], id="close-needs-bare-fence"),
+        pytest.param("Some text\n\n    /approve\n/reject", [R], id="indented-code-after-blank"),
+        pytest.param("    /approve\n    /reject", [], id="indented-code-at-start"),
+        pytest.param("`/approve`", [], id="inline-code"),
+        pytest.param("`/approve`\n/reject", [R], id="inline-code-then-command"),
+        pytest.param("`` /approve ``", [], id="double-backtick-span"),
+        pytest.param("`` `/approve` ``\n/reject", [R], id="span-holding-backticks"),
+        pytest.param("`x` /approve", [], id="text-after-span-is-not-line-start"),
+        pytest.param("`one\n/approve\ntwo`\n/reject", [R], id="span-over-lines"),
+        pytest.param("an odd ` backtick\n/approve", [A], id="unmatched-backtick-is-literal"),
+        pytest.param("a ` here\n\n/approve `", [A], id="span-stops-at-blank-line"),
+        pytest.param("> /approve", [], id="quote"),
+        pytest.param("   > /approve\n/reject", [R], id="quote-indented"),
+        pytest.param(">/approve", [], id="quote-no-space"),
+        pytest.param("> > /approve", [], id="nested-quote"),
+        pytest.param("> quoted\n/approve", [A], id="line-after-quote"),
+        pytest.param("<!-- /approve -->", [], id="html-comment"),
+        pytest.param("<!--\n/approve\n-->\n/reject", [R], id="multi-line-html-comment"),
+        pytest.param("<!--\n\n/approve\n\n-->", [], id="comment-with-blank-lines"),
+        pytest.param("<!-- unclosed\n/approve\n/reject", [], id="unclosed-comment-runs-to-end"),
+        pytest.param("<!-- note -->/approve", [], id="text-after-comment-is-not-line-start"),
+        pytest.param("<!---->\n/approve", [A], id="empty-comment"),
+        pytest.param("<!-->\n/approve", [A], id="shortest-comment"),
+        pytest.param("```\n<!--\n```\n/approve", [A], id="comment-opener-inside-fence"),
+        pytest.param("`<!--`\n/approve", [A], id="comment-opener-inside-code-span"),
+        pytest.param("<!--\n```\n-->\n/approve", [A], id="fence-inside-comment"),
+    ],
+)
+def test_hidden_text_never_votes(body, expected):
+    assert kinds(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("/approve looks good", Command(A, reason="looks good"), id="reason"),
+        pytest.param("/reject   breaks\tthe   mobile layout  ", Command(R, reason="breaks the mobile layout"), id="collapsed"),
+        pytest.param("/approve `fix.py` is fine", Command(A, reason="`fix.py` is fine"), id="code-kept-in-reason"),
+        pytest.param("/approve ok <!-- private --> then", Command(A, reason="ok then"), id="comment-dropped"),
+        pytest.param("/approve cancel", Command(CommandKind.RETRACT), id="approve-cancel"),
+        pytest.param("/reject CANCEL", Command(CommandKind.RETRACT), id="reject-cancel"),
+        pytest.param("/abstain cancel", Command(CommandKind.RETRACT), id="abstain-cancel"),
+        pytest.param("/approve  Cancel  ", Command(CommandKind.RETRACT), id="cancel-spaces"),
+        pytest.param("/approve cancel please", Command(A, reason="cancel please"), id="cancel-needs-whole-line"),
+        pytest.param("/retract I changed my mind", Command(CommandKind.RETRACT), id="retract-ignores-text"),
+        pytest.param("/promote --force", Command(CommandKind.PROMOTE, force=True), id="force"),
+        pytest.param("/promote now --force", Command(CommandKind.PROMOTE, reason="now", force=True), id="force-later"),
+        pytest.param("/promote --FORCE", Command(CommandKind.PROMOTE, force=True), id="force-upper"),
+        pytest.param("/promote --forced", Command(CommandKind.PROMOTE, reason="--forced"), id="not-force"),
+        pytest.param("/approve --force", Command(A, reason="--force"), id="force-only-for-promote"),
+        pytest.param("/hold waiting for QA", Command(CommandKind.HOLD, reason="waiting for QA"), id="hold-reason"),
+        pytest.param("/status please", Command(CommandKind.STATUS), id="status-ignores-text"),
+    ],
+)
+def test_reasons_and_flags(body, expected):
+    assert parse_commands(body) == (expected,)
+
+
+def test_reason_is_capped():
+    (command,) = parse_commands("/reject " + "word " * 400)
+    assert len(command.reason) == MAX_REASON_LENGTH
+    assert command.reason.startswith("word word")
+    assert command.reason.endswith("…")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("/approve yes\r\n/reject no\r\n", id="crlf"),
+        pytest.param("/approve yes\r/reject no\r", id="cr"),
+        pytest.param("/approve yes\n/reject no\n", id="lf"),
+    ],
+)
+def test_line_endings(body):
+    assert parse_commands(body) == (Command(A, reason="yes"), Command(R, reason="no"))
+
+
+def test_reasons_never_contain_carriage_returns():
+    (command,) = parse_commands("```\r\nx\r\n```\r\n/approve fine\r\n")
+    assert command == Command(A, reason="fine")
+
+
+def test_a_realistic_review_comment():
+    body = (
+        "> Can someone check the preview?\r\n"
+        "\r\n"
+        "Checked on my phone. To vote, write:\r\n"
+        "\r\n"
+        "```\r\n"
+        "/reject <reason>\r\n"
+        "```\r\n"
+        "<!-- /abstain was my first thought -->\r\n"
+        "/approve works on `iOS` and Android\r\n"
+        "/hold until the copy is final\r\n"
+    )
+    assert parse_commands(body) == (
+        Command(A, reason="works on `iOS` and Android"),
+        Command(CommandKind.HOLD, reason="until the copy is final"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param("a\r\nb\rc", "a\nb\nc", id="line-endings"),
+        pytest.param("a\n```\n/approve\n```\nb", "a\n\n\n\nb", id="fence-lines-emptied"),
+        pytest.param("a\n> /approve\nb", "a\n\nb", id="quote-emptied"),
+        pytest.param("x `code` y", "x … y", id="span-elided"),
+        pytest.param("x <!-- c --> y", "x … y", id="comment-elided"),
+        pytest.param("<!--\n\n-->\nb", "…\n\n…\nb", id="comment-keeps-blank-lines"),
+        pytest.param("plain /approve text", "plain /approve text", id="plain-unchanged"),
+    ],
+)
+def test_strip_non_command_text(body, expected):
+    assert strip_non_command_text(body) == expected
+
+
+def test_help_lists_every_command():
+    for kind in CommandKind:
+        assert f"`/{kind.value}" in HELP_TEXT
+    assert "`/promote --force`" in HELP_TEXT
+    assert "`/approve cancel`" in HELP_TEXT

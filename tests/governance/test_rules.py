@@ -1,0 +1,211 @@
+"""Permissions, rules, preview environments and vote weights."""
+
+from datetime import timedelta
+
+import pytest
+
+from pinkflow_bot.governance.permissions import Permission, permission_from_github
+from pinkflow_bot.governance.rules import Rules, is_preview_environment, weight_for
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("none", Permission.NONE),
+        ("read", Permission.READ),
+        ("Triage", Permission.TRIAGE),
+        ("WRITE", Permission.WRITE),
+        ("maintain", Permission.MAINTAIN),
+        (" admin ", Permission.ADMIN),
+    ],
+)
+def test_permission_parse(text, expected):
+    assert Permission.parse(text) is expected
+
+
+@pytest.mark.parametrize("text", ["", "owner", "push", "pull", "writer", "3"])
+def test_permission_parse_refuses_unknown_names(text):
+    with pytest.raises(ValueError, match="unknown permission"):
+        Permission.parse(text)
+
+
+def test_permissions_are_ordered():
+    assert Permission.NONE < Permission.READ < Permission.TRIAGE < Permission.WRITE < Permission.MAINTAIN
+    assert Permission.MAINTAIN < Permission.ADMIN
+    assert Permission.MAINTAIN >= Permission.WRITE
+    assert str(Permission.MAINTAIN) == "maintain"
+
+
+@pytest.mark.parametrize(
+    ("permission", "role_name", "expected"),
+    [
+        ("admin", "admin", Permission.ADMIN),
+        ("write", "maintain", Permission.MAINTAIN),  # legacy field folds maintain into write
+        ("read", "triage", Permission.TRIAGE),  # and triage into read
+        ("write", "write", Permission.WRITE),
+        ("read", "read", Permission.READ),
+        ("write", "release-manager", Permission.WRITE),  # custom role: its base level
+        ("read", "Security Reviewer", Permission.READ),
+        ("write", None, Permission.WRITE),
+        ("none", None, Permission.NONE),
+        (None, "MAINTAIN", Permission.MAINTAIN),
+        (None, None, Permission.NONE),
+        ("something-new", "custom", Permission.NONE),
+    ],
+)
+def test_permission_from_github(permission, role_name, expected):
+    assert permission_from_github(permission=permission, role_name=role_name) is expected
+
+
+def test_rules_defaults_match_the_documented_configuration():
+    rules = Rules()
+    assert rules.threshold == 75
+    assert rules.min_votes == 3
+    assert rules.voting_period == timedelta(hours=24)
+    assert rules.min_voting_time == timedelta(0)
+    assert rules.min_permission is Permission.WRITE
+    assert dict(rules.weights) == {
+        Permission.ADMIN: 3,
+        Permission.MAINTAIN: 2,
+        Permission.WRITE: 1,
+        Permission.TRIAGE: 1,
+        Permission.READ: 1,
+        Permission.NONE: 0,
+    }
+    assert rules.promote_permission is Permission.WRITE
+    assert not rules.allow_author and not rules.auto_promote and not rules.allow_force
+    assert rules.production_environment == "production"
+
+
+def test_rules_are_immutable_hashable_values():
+    rules = Rules(user_weights={"Alice": 5})
+    with pytest.raises(TypeError):
+        rules.user_weights["bob"] = 1  # type: ignore[index]
+    assert hash(rules) == hash(Rules(user_weights={"alice": 5}))
+    assert rules == Rules(user_weights={"ALICE": 5})
+    assert rules != Rules(user_weights={"alice": 4})
+
+
+def test_rules_accept_plain_configuration_values():
+    rules = Rules(
+        weights={"admin": 10, "write": 2},
+        min_permission="read",
+        promote_permission="maintain",
+        team_weights={"@Acme/Release-Team": 4},
+        preview_environments=["staging-*"],
+    )
+    assert rules.weights[Permission.ADMIN] == 10
+    assert rules.weights[Permission.WRITE] == 2
+    assert rules.weights[Permission.MAINTAIN] == 2  # not given: the default
+    assert rules.min_permission is Permission.READ
+    assert rules.promote_permission is Permission.MAINTAIN
+    assert dict(rules.team_weights) == {"acme/release-team": 4}
+    assert rules.preview_environments == ("staging-*",)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"threshold": 101}, "threshold"),
+        ({"threshold": -1}, "threshold"),
+        ({"threshold": 75.5}, "threshold"),
+        ({"min_votes": 0}, "min_votes"),
+        ({"voting_period": timedelta(0)}, "voting_period"),
+        ({"min_voting_time": timedelta(seconds=-1)}, "min_voting_time"),
+        ({"open_on": "push"}, "open_on"),
+        ({"promote_provider": "netlify"}, "provider"),
+        ({"min_permission": "none"}, "min_permission"),
+        ({"min_permission": "owner"}, "min_permission"),
+        ({"weights": {"admin": -1}}, "weights"),
+        ({"weights": {"owner": 1}}, "weights"),
+        ({"user_weights": {"alice": "heavy"}}, "users"),
+        ({"team_weights": {"acme/x": True}}, "teams"),
+        ({"preview_health_path": "health"}, "preview_health.path"),
+        ({"production_environment": " "}, "production"),
+    ],
+)
+def test_rules_refuse_values_that_cannot_be_meant(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Rules(**changes)
+
+
+def test_rules_survive_a_round_trip_through_json():
+    import json
+
+    rules = Rules(
+        threshold=60,
+        min_votes=2,
+        voting_period=timedelta(hours=6),
+        min_voting_time=timedelta(minutes=30),
+        user_weights={"alice": 5},
+        team_weights={"acme/core": 3},
+        allow_author=True,
+        promote_provider="vercel",
+        allow_force=True,
+    )
+    assert Rules.from_dict(json.loads(json.dumps(rules.as_dict()))) == rules
+    assert Rules.from_dict({}) == Rules()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Preview", True),
+        ("preview", True),
+        ("PREVIEW", True),
+        ("Preview – my-project", True),  # Vercel, with an EN DASH
+        ("Preview – pinkflow-web", True),
+        ("preview/pr-12", True),
+        ("production", False),
+        ("Production", False),
+        ("Production – my-project", False),
+        ("staging", False),
+        ("my-preview", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_preview_environments_with_default_patterns(name, expected):
+    assert is_preview_environment(name, Rules().preview_environments) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "patterns", "expected"),
+    [
+        ("pr-42", ("pr-*",), True),
+        ("PR-42", ("pr-*",), True),
+        ("review-app", ("pr-*", "review-*"), True),
+        ("Preview", ("pr-*",), False),
+        ("Preview", (), False),
+    ],
+)
+def test_preview_environments_with_configured_patterns(name, patterns, expected):
+    assert is_preview_environment(name, patterns) is expected
+
+
+TEAM_RULES = Rules(
+    user_weights={"Alice": 7, "zero": 0},
+    team_weights={"acme/core": 4, "acme/docs": 2, "Acme/Leads": 6},
+)
+
+
+@pytest.mark.parametrize(
+    ("login", "permission", "teams", "expected"),
+    [
+        pytest.param("dave", Permission.ADMIN, (), 3, id="admin-role"),
+        pytest.param("dave", Permission.MAINTAIN, (), 2, id="maintain-role"),
+        pytest.param("dave", Permission.WRITE, (), 1, id="write-role"),
+        pytest.param("dave", Permission.READ, (), 1, id="read-role"),
+        pytest.param("dave", Permission.NONE, (), 0, id="no-access"),
+        pytest.param("dave", Permission.WRITE, ("acme/docs",), 2, id="team-above-role"),
+        pytest.param("dave", Permission.ADMIN, ("acme/docs",), 3, id="role-above-team"),
+        pytest.param("dave", Permission.WRITE, ("acme/docs", "acme/core"), 4, id="highest-team"),
+        pytest.param("dave", Permission.WRITE, ("ACME/LEADS", "acme/core"), 6, id="teams-any-case"),
+        pytest.param("dave", Permission.WRITE, ("other/team",), 1, id="unconfigured-team"),
+        pytest.param("alice", Permission.WRITE, (), 7, id="user-weight"),
+        pytest.param("ALICE", Permission.ADMIN, ("acme/leads",), 7, id="user-weight-wins-any-case"),
+        pytest.param("zero", Permission.ADMIN, ("acme/leads",), 0, id="user-weight-zero-wins"),
+    ],
+)
+def test_weight_for(login, permission, teams, expected):
+    assert weight_for(login=login, permission=permission, teams=teams, rules=TEAM_RULES) == expected
