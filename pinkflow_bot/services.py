@@ -66,43 +66,9 @@ def default_rules(settings: Settings) -> Rules:
     )
 
 
-def rules_to_json(rules: Rules) -> dict[str, Any]:
-    return {
-        "threshold": rules.threshold,
-        "min_votes": rules.min_votes,
-        "voting_period_seconds": rules.voting_period.total_seconds(),
-        "min_voting_time_seconds": rules.min_voting_time.total_seconds(),
-        "open_on": rules.open_on,
-        "preview_environments": list(rules.preview_environments),
-        "production_environment": rules.production_environment,
-        "min_permission": rules.min_permission.name.lower(),
-        "weights": {permission.name.lower(): weight for permission, weight in rules.weights.items()},
-        "user_weights": dict(rules.user_weights),
-        "team_weights": dict(rules.team_weights),
-        "allow_author": rules.allow_author,
-        "reset_on_push": rules.reset_on_push,
-        "preview_health_path": rules.preview_health_path,
-        "preview_health_required": rules.preview_health_required,
-        "promote_provider": rules.promote_provider,
-        "auto_promote": rules.auto_promote,
-        "promote_permission": rules.promote_permission.name.lower(),
-        "allow_force": rules.allow_force,
-    }
-
-
-def rules_from_json(data: dict[str, Any]) -> Rules:
-    values = dict(data)
-    values["voting_period"] = timedelta(seconds=values.pop("voting_period_seconds"))
-    values["min_voting_time"] = timedelta(seconds=values.pop("min_voting_time_seconds"))
-    values["preview_environments"] = tuple(values["preview_environments"])
-    values["min_permission"] = Permission.parse(values["min_permission"])
-    values["promote_permission"] = Permission.parse(values["promote_permission"])
-    values["weights"] = {Permission.parse(name): weight for name, weight in values["weights"].items()}
-    return Rules(**values)
-
-
 def proposal_rules(proposal: Proposal) -> Rules:
-    return rules_from_json(proposal.rules)
+    """The rules a proposal was opened under: later changes of the defaults do not move its goalposts."""
+    return Rules.from_dict(proposal.rules)
 
 
 def cast_ballots(rows: Sequence[Ballot]) -> list[CastBallot]:
@@ -251,7 +217,7 @@ class GovernanceService:
                 preview_url=preview_url,
                 environment=environment,
                 state="voting",
-                rules=rules_to_json(rules),
+                rules=rules.as_dict(),
                 opened_at=now,
                 closes_at=now + rules.voting_period,
                 notes=[],
