@@ -95,7 +95,6 @@ class EffectRunner:
         return len(claimed)
 
     async def _perform(self, effect: Effect) -> None:
-        started_at = self._clock()
         with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
             try:
                 handler = getattr(self, f"_{effect.kind}")
@@ -115,7 +114,7 @@ class EffectRunner:
                 await self._retry(effect, error)
             else:
                 async with self._sessions() as session, session.begin():
-                    await outbox.complete_effect(session, effect, now=self._clock(), started_at=started_at)
+                    await outbox.complete_effect(session, effect, now=self._clock())
 
     async def _retry(self, effect: Effect, error: BaseException) -> None:
         description = f"{type(error).__name__}: {error}"
@@ -160,15 +159,18 @@ class EffectRunner:
         gh = await self._client(effect)
         owner, repo = proposal.repo_full_name.split("/", 1)
         check_run_id = proposal.check_run_id or await self._find_check_run(gh, proposal)
-        if check_run_id is None:
+        reopening = proposal.check_run_completed and output.status != "completed"
+        if check_run_id is None or reopening:
             created = await gh.post(f"/repos/{owner}/{repo}/check-runs", data={**body, "head_sha": proposal.head_sha})
             check_run_id = created["id"]
         else:
             await gh.patch(f"/repos/{owner}/{repo}/check-runs/{check_run_id}", data=body)
-        if proposal.check_run_id != check_run_id:
+        completed = output.status == "completed"
+        if (proposal.check_run_id, proposal.check_run_completed) != (check_run_id, completed):
             async with self._sessions() as session, session.begin():
                 stored = await session.get(Proposal, proposal.id)
                 stored.check_run_id = check_run_id
+                stored.check_run_completed = completed
 
     async def _find_check_run(self, gh, proposal: Proposal) -> int | None:
         """After an unknown outcome, the check run may exist already: find it, do not make another."""

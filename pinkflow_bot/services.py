@@ -289,13 +289,13 @@ class GovernanceService:
     ) -> bool:
         rules = proposal_rules(proposal)
         if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
-            self._note(proposal, f"@{voter.login}: voting has closed; the vote was not counted")
+            await self._note(session, proposal, f"@{voter.login}: voting has closed; the vote was not counted", now=now)
             return False
         refusal = vote_refusal(
             voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
         )
         if refusal is not None:
-            self._note(proposal, f"@{voter.login}: not counted: {refusal}")
+            await self._note(session, proposal, f"@{voter.login}: not counted: {refusal}", now=now)
             return False
         choice = VOTE_CHOICES[command.kind]
         weight = weight_for(login=voter.login, permission=voter.permission, teams=voter.teams, rules=rules)
@@ -317,9 +317,10 @@ class GovernanceService:
         await self._enqueue_sync(session, proposal, now=now)
         return True
 
-    def _note(self, proposal: Proposal, line: str) -> None:
-        # Keep the newest few: the comment is for people, the audit trail keeps the rest.
+    async def _note(self, session: AsyncSession, proposal: Proposal, line: str, *, now: datetime) -> None:
+        """A line for the status comment; the newest few are kept, the audit trail keeps the rest."""
         proposal.notes = ([*proposal.notes, line])[-5:]
+        await self._enqueue_sync(session, proposal, now=now)
 
     # -- promotion ---------------------------------------------------------------------------
 
@@ -353,8 +354,7 @@ class GovernanceService:
         if proposal.state not in ("voting", "passed"):
             refusal = refusal or f"the proposal is {proposal.state}"
         if refusal is not None:
-            self._note(proposal, f"@{requester.login}: not promoted: {refusal}")
-            await self._enqueue_sync(session, proposal, now=now)
+            await self._note(session, proposal, f"@{requester.login}: not promoted: {refusal}", now=now)
             return False
         try:
             async with session.begin_nested():
@@ -370,7 +370,7 @@ class GovernanceService:
                 )
         except IntegrityError:
             # Another replica or a double click got there first: one promotion only.
-            self._note(proposal, f"@{requester.login}: not promoted: already promoted")
+            await self._note(session, proposal, f"@{requester.login}: not promoted: already promoted", now=now)
             return False
         action = "forced promotion" if force else "promotion requested"
         session.add(AuditEvent(proposal_id=proposal.id, actor=requester.login, action=action, detail=rules.promote_provider, at=now))

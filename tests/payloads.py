@@ -144,14 +144,27 @@ def comment(
     return delivery("issue_comment", payload)
 
 
+def posted_comment(fake_github: Any, body: str, *, repo: str, number: int, author: str, **kwargs: Any) -> Delivery:
+    """A comment that exists at the fake GitHub, as every comment GitHub tells us about does."""
+    stored = fake_github.add_comment(repo, number, author=author, body=body)
+    return comment(body, repo=repo, number=number, author=author, comment_id=stored["id"], **kwargs)
+
+
 def promote_clicked(
-    *, repo: str, number: int, check_run_id: int, head_sha: str, clicker: str, installation_id: int | None = 1
+    *,
+    repo: str,
+    number: int,
+    check_run_id: int,
+    head_sha: str,
+    clicker: str,
+    external_id: str = "",
+    installation_id: int | None = 1,
 ) -> Delivery:
     """The Promote button of the check run (a `check_run` `requested_action`)."""
     payload = example("check_run/requested_action.json")
     _place(payload, repo=repo, installation_id=installation_id)
     check_run = payload["check_run"]
-    check_run.update(id=check_run_id, name="Pinkflow governance", head_sha=head_sha)
+    check_run.update(id=check_run_id, name="Pinkflow governance", head_sha=head_sha, external_id=external_id)
     for pull in check_run["pull_requests"]:
         pull["number"] = number
         pull["head"]["sha"] = head_sha

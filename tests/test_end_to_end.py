@@ -61,7 +61,9 @@ def reactions_on(fake_github, comment_id: int) -> set[str]:
 
 
 def governance_runs(fake_github) -> list[dict]:
-    return fake_github.check_runs_for(REPO, SHA, name="Pinkflow governance")
+    """The commit's governance check runs, newest (the one GitHub shows) first."""
+    runs = fake_github.check_runs_for(REPO, SHA, name="Pinkflow governance")
+    return sorted(runs, key=lambda run: run["id"], reverse=True)
 
 
 async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
@@ -83,7 +85,7 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
         assert governance_runs(fake)[0]["status"] == "in_progress"
 
         def said(body, author, **kwargs):
-            return payloads.comment(body, repo=REPO, number=PR, author=author, **kwargs)
+            return payloads.posted_comment(fake, body, repo=REPO, number=PR, author=author, **kwargs)
 
         not_counted = [
             await send(said("/approve", "reader-rita")),  # read permission only
@@ -113,7 +115,7 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
         # 3 + 2 approve, 1 rejects: 83.33 % over the 75 % threshold with quorum 3.
         await eventually(lambda: governance_runs(fake)[0].get("conclusion") == "success", message="vote passed")
         run = governance_runs(fake)[0]
-        assert [a["identifier"] for a in run["actions"]] == ["promote"]
+        assert [a["identifier"] for a in fake.check_run_actions[run["id"]]] == ["promote"]
         [comment] = status_comments(fake)
         for expected in ("@owner-ann", "@maint-max", "@dev-dan", "the footer overlaps", PREVIEW_URL, "83.33"):
             assert expected in comment["body"], expected
@@ -123,7 +125,7 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
         # /promote twice and the button: one production deployment.
         await send(said("/promote", "dev-dan"))
         await send(said("/promote", "owner-ann"))
-        await send(payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="maint-max"))
+        await send(payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="maint-max", external_id=run["external_id"]))
         await eventually(lambda: fake.calls_for("repos/create-deployment"), message="a deployment")
         await eventually(
             lambda: len(fake.calls_for("reactions/create-for-issue-comment")) >= len(counted + not_counted) + 2,

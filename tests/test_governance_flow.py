@@ -36,13 +36,19 @@ async def app(tmp_path, world, app_private_key, clock):
         yield app
 
 
-def vote(body: str, author: str, **kwargs):
-    return payloads.comment(body, repo=REPO, number=PR, author=author, **kwargs)
+@pytest.fixture
+def vote(world):
+    def said(body: str, author: str, **kwargs):
+        return payloads.posted_comment(world, body, repo=REPO, number=PR, author=author, **kwargs)
+
+    return said
 
 
 def the_check_run(fake, sha: str = SHA) -> dict:
-    [run] = fake.check_runs_for(REPO, sha, name="Pinkflow governance")
-    return run
+    """The check run GitHub shows for the commit: the newest of that name."""
+    runs = fake.check_runs_for(REPO, sha, name="Pinkflow governance")
+    assert runs
+    return max(runs, key=lambda r: r["id"])
 
 
 def the_status_comment(fake) -> dict:
@@ -98,7 +104,7 @@ async def test_the_pull_request_is_found_from_stored_events_without_asking_githu
     assert the_check_run(world)["status"] == "in_progress"
 
 
-async def test_weights_follow_roles_and_the_latest_vote_counts(app, world):
+async def test_weights_follow_roles_and_the_latest_vote_counts(vote, app, world):
     await open_proposal(app)
     await app.deliver(
         vote("/reject", "ann"),  # admin, weight 3 ...
@@ -118,7 +124,7 @@ async def test_weights_follow_roles_and_the_latest_vote_counts(app, world):
     assert "changed my mind" in the_status_comment(world)["body"]
 
 
-async def test_the_weight_is_fixed_when_the_vote_is_cast(app, world):
+async def test_the_weight_is_fixed_when_the_vote_is_cast(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "max"))
     world.set_permission(REPO, "max", "read")
@@ -127,19 +133,22 @@ async def test_the_weight_is_fixed_when_the_vote_is_cast(app, world):
     assert votes["approveWeight"] == 2 + 3 + 1
 
 
-async def test_retract_withdraws_a_vote_and_the_pass_with_it(app, world):
+async def test_retract_withdraws_a_vote_and_the_pass_with_it(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
     assert the_check_run(world)["conclusion"] == "success"
     await app.deliver(vote("/approve cancel", "dan"))
     votes = (await seed_status(app))["votes"]
     assert (votes["total"], votes["isApproved"]) == (2, False)
-    run = the_check_run(world)
-    assert run["status"] == "in_progress"
-    assert run["actions"] == []
+    # GitHub never reopens a completed check run: the vote goes on in a new one, without the button.
+    runs = world.check_runs_for(REPO, SHA, name="Pinkflow governance")
+    assert [r["status"] for r in runs].count("in_progress") == 1
+    newest = max(runs, key=lambda r: r["id"])
+    assert newest["status"] == "in_progress"
+    assert world.check_run_actions[newest["id"]] == []
 
 
-async def test_a_redelivered_vote_is_counted_once(app, world):
+async def test_a_redelivered_vote_is_counted_once(vote, app, world):
     await open_proposal(app)
     delivery = vote("/approve", "ann")
     await app.deliver(delivery, delivery, delivery)
@@ -147,14 +156,14 @@ async def test_a_redelivered_vote_is_counted_once(app, world):
     assert len(world.calls_for("reactions/create-for-issue-comment")) == 1
 
 
-async def test_promote_before_the_pass_is_refused_and_says_why(app, world):
+async def test_promote_before_the_pass_is_refused_and_says_why(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"), vote("/promote", "ann"))
     assert world.calls_for("repos/create-deployment") == []
     assert "not promoted" in the_status_comment(world)["body"]
 
 
-async def test_promote_needs_write_permission(app, world):
+async def test_promote_needs_write_permission(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
     await app.deliver(vote("/promote", "tia"))
@@ -165,22 +174,22 @@ async def test_promote_needs_write_permission(app, world):
     assert (await seed_status(app))["status"] == "promoted"
 
 
-async def test_the_promote_button_promotes_once(app, world):
+async def test_the_promote_button_promotes_once(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
     run = the_check_run(world)
-    click = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="max")
-    again = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="ann")
+    click = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="max", external_id=run["external_id"])
+    again = payloads.promote_clicked(repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker="ann", external_id=run["external_id"])
     await app.deliver(click, again)
     assert len(world.calls_for("repos/create-deployment")) == 1
     run = the_check_run(world)
-    assert (run["conclusion"], run["actions"]) == ("success", [])
+    assert (run["conclusion"], world.check_run_actions[run["id"]]) == ("success", [])
 
 
-async def test_a_push_supersedes_the_proposal_and_votes_do_not_carry_over(app, world):
+async def test_a_push_supersedes_the_proposal_and_votes_do_not_carry_over(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"))
-    world.add_pull(REPO, PR, head_sha=NEW_SHA, author="alice")
+    world.push(REPO, PR, head_sha=NEW_SHA)
     await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
     old = the_check_run(world, SHA)
     assert (old["status"], old["conclusion"]) == ("completed", "neutral")
@@ -191,7 +200,7 @@ async def test_a_push_supersedes_the_proposal_and_votes_do_not_carry_over(app, w
     assert NEW_SHA[:7] in the_status_comment(world)["body"]
 
 
-async def test_a_closed_pull_request_cancels_its_proposal(app, world):
+async def test_a_closed_pull_request_cancels_its_proposal(vote, app, world):
     await open_proposal(app)
     await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
     run = the_check_run(world)
@@ -200,7 +209,7 @@ async def test_a_closed_pull_request_cancels_its_proposal(app, world):
     assert (await seed_status(app))["votes"]["total"] == 0
 
 
-async def test_a_voting_period_without_quorum_expires(app, world, clock):
+async def test_a_voting_period_without_quorum_expires(vote, app, world, clock):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"))
     clock.advance(hours=24, seconds=1)
@@ -211,7 +220,7 @@ async def test_a_voting_period_without_quorum_expires(app, world, clock):
     assert (await seed_status(app))["status"] == "expired"
 
 
-async def test_a_voting_period_with_quorum_under_threshold_is_rejected(app, world, clock):
+async def test_a_voting_period_with_quorum_under_threshold_is_rejected(vote, app, world, clock):
     await open_proposal(app)
     await app.deliver(vote("/approve", "dan"), vote("/reject", "ann"), vote("/reject", "max"))
     clock.advance(hours=25)
@@ -224,7 +233,7 @@ async def test_a_voting_period_with_quorum_under_threshold_is_rejected(app, worl
     assert "voting has closed" in the_status_comment(world)["body"]
 
 
-async def test_help_is_answered_with_the_command_list(app, world):
+async def test_help_is_answered_with_the_command_list(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/help", "tia"))
     replies = [c for c in world.comments_on(REPO, PR) if MARKER not in c["body"]]
@@ -235,12 +244,12 @@ async def test_help_is_answered_with_the_command_list(app, world):
 async def test_comments_on_issues_that_are_not_pull_requests_are_ignored(app, world):
     await open_proposal(app)
     reactions_before = len(world.calls_for("reactions/create-for-issue-comment"))
-    await app.deliver(payloads.comment("/approve", repo=REPO, number=PR, author="ann", on_pull_request=False))
+    await app.deliver(payloads.posted_comment(world, "/approve", repo=REPO, number=PR, author="ann", on_pull_request=False))
     assert len(world.calls_for("reactions/create-for-issue-comment")) == reactions_before
     assert (await seed_status(app))["votes"]["total"] == 0
 
 
-async def test_installation_defaults_from_the_environment(tmp_path, world, app_private_key, clock):
+async def test_installation_defaults_from_the_environment(vote, tmp_path, world, app_private_key, clock):
     async with app_under_test(
         tmp_path, github_url=world.url, private_key=app_private_key, clock=clock,
         DAO_APPROVAL_THRESHOLD="60", DAO_MIN_VOTES="1", DAO_VOTING_PERIOD="2h",

@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('closes_at', sa.DateTime(), nullable=False),
     sa.Column('decided_at', sa.DateTime(), nullable=True),
     sa.Column('check_run_id', sa.BigInteger(), nullable=True),
+    sa.Column('check_run_completed', sa.Boolean(), nullable=False),
     sa.Column('notes', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_proposals')),
     sa.UniqueConstraint('repo_full_name', 'pr_number', 'head_sha', name=op.f('uq_proposals_repo_full_name'))

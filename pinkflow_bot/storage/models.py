@@ -135,6 +135,8 @@ class Proposal(Base):
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    # GitHub does not reopen a completed check run: going back to voting needs a new one.
+    check_run_completed: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     __table_args__ = (

@@ -25,12 +25,15 @@ async def enqueue_effect(
     payload: dict[str, Any] | None = None,
 ) -> None:
     if kind in CONVERGING_KINDS and proposal_id is not None:
-        # One not yet started will read the newest state anyway. One already under way
-        # may have read the state before this change, so it does not count.
+        # One not yet started will read the newest state anyway, so this change needs no
+        # other. One already under way may have read the state before this change, so it
+        # does not count. The row lock keeps the waiting one from being claimed (and
+        # reading the state) until this transaction has committed.
         waiting = await session.scalar(
             select(Effect.id)
             .where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status == "pending")
             .limit(1)
+            .with_for_update()
         )
         if waiting is not None:
             return
@@ -91,22 +94,10 @@ async def claim_due_effects(
     return claimed
 
 
-async def complete_effect(session: AsyncSession, effect: Effect, *, now: datetime, started_at: datetime) -> None:
-    """Done; a converging effect also settles the same proposal's older ones of its kind."""
+async def complete_effect(session: AsyncSession, effect: Effect, *, now: datetime) -> None:
     await session.execute(
         update(Effect).where(Effect.id == effect.id).values(status="done", done_at=now, lease_until=None, last_error=None)
     )
-    if effect.kind in CONVERGING_KINDS and effect.proposal_id is not None:
-        await session.execute(
-            update(Effect)
-            .where(
-                Effect.proposal_id == effect.proposal_id,
-                Effect.kind == effect.kind,
-                Effect.status == "pending",
-                Effect.created_at < started_at,
-            )
-            .values(status="done", done_at=now)
-        )
 
 
 async def retry_effect(session: AsyncSession, effect: Effect, *, now: datetime, delay: timedelta, error: str) -> None:
