@@ -35,9 +35,10 @@ class AppProcess:
 
     async def start(self, *, ready_timeout: float = 30.0) -> None:
         log_file = self.log_path.open("ab")
+        # Run from the log's folder, so a developer's own `.env` or database is never picked up.
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "app.py", *self.command,
-            cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=log_file,
+            sys.executable, str(REPO_ROOT / "app.py"), *self.command,
+            cwd=self.log_path.parent, env=self.env, stdout=log_file, stderr=log_file,
         )
         log_file.close()
         deadline = time.monotonic() + ready_timeout

@@ -172,3 +172,21 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
     assert "delivery handled" in log_text
     for secret in (WEBHOOK_SECRET, app_private_key.strip().splitlines()[1], "ghs_", "PRIVATE KEY"):
         assert secret not in log_text
+
+
+async def test_without_credentials_the_app_starts_and_serves_the_setup_page(tmp_path):
+    env = {"APP_ID": "", "PRIVATE_KEY": "", "PRIVATE_KEY_PATH": "", "WEBHOOK_SECRET": "", "DATABASE_URL": ""}
+    app = AppProcess(env=env, log_path=tmp_path / "app.log")
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{app.url}/") as response:
+                page = await response.text()
+                assert response.status == 200
+                assert "Set up pinkflow-bot" in page and "APP_ID" in page
+            status = await app.send(http, payloads.ping(), secret="anything")
+            assert status == 401
+    finally:
+        assert await app.stop() == 0
+    # The default database is SQLite, in the working folder.
+    assert (tmp_path / "pinkflow.db").exists()

@@ -137,7 +137,11 @@ async def test_without_a_webhook_secret_every_delivery_is_refused(tmp_path, app_
         assert response.status == 401
 
 
-async def test_health_answers_once_the_database_does(app):
+async def test_health_is_ready_only_with_the_database_answering_and_the_worker_running(app):
     response = await app.client.get("/api/health")
-    body = await response.json()
-    assert body["database"] == "ok"
+    assert response.status == 503
+    assert (await response.json())["worker"] == "stopped"
+    app.runtime.start_worker()
+    response = await app.client.get("/api/health")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "database": "ok", "worker": "running"}

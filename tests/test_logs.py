@@ -1,0 +1,78 @@
+"""Log lines carry the delivery's context and never a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import jwt
+import pytest
+
+from pinkflow_bot.logs import JsonFormatter, log_context, redact, register_secrets
+
+
+@pytest.fixture
+def captured():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("pinkflow_bot.test_logs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def lines(stream) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_every_line_of_a_delivery_carries_its_context(captured):
+    logger, stream = captured
+    with log_context(delivery_id="d-1", installation_id=7, repository="octo/shop", pull_request=3):
+        logger.info("vote counted", extra={"voter": "ann"})
+    logger.info("outside")
+    inside, outside = lines(stream)
+    assert inside["delivery_id"] == "d-1" and inside["repository"] == "octo/shop" and inside["pull_request"] == 3
+    assert inside["voter"] == "ann"
+    assert "delivery_id" not in outside
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        jwt.encode({"iss": "1"}, "k" * 32, algorithm="HS256"),
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    ],
+    ids=["installation token", "personal token", "jwt", "pem"],
+)
+def test_credentials_are_masked_whatever_the_message(captured, secret):
+    logger, stream = captured
+    logger.info("calling GitHub with %s", secret, extra={"header": f"Authorization: token {secret}"})
+    text = stream.getvalue()
+    assert secret not in text
+    assert "[redacted]" in text
+
+
+def test_configured_secrets_are_masked_even_when_they_look_ordinary(captured):
+    logger, stream = captured
+    register_secrets("plain-looking-webhook-secret")
+    logger.warning("secret was plain-looking-webhook-secret")
+    assert "plain-looking-webhook-secret" not in stream.getvalue()
+
+
+def test_tracebacks_are_masked_too(captured):
+    logger, stream = captured
+    try:
+        raise RuntimeError("token ghs_16C7e42F292c6912E7710c838347Ae178B4a refused")
+    except RuntimeError:
+        logger.exception("failed")
+    assert "ghs_16C7" not in stream.getvalue()
+
+
+def test_ordinary_text_is_left_alone():
+    text = "vote by ann: approve (weight 3) on octo/shop#3 at 9fceb02"
+    assert redact(text) == text

@@ -1,0 +1,76 @@
+"""Settings: read once, from the environment and `.env`, with clear errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pinkflow_bot.settings import Settings, SettingsError, parse_duration
+
+
+def test_defaults_run_on_sqlite_and_port_3000():
+    settings = Settings.load({}, env_file=None)
+    assert settings.database_url == "sqlite+aiosqlite:///pinkflow.db"
+    assert (settings.host, settings.port, settings.public_url) == ("0.0.0.0", 3000, "http://localhost:3000")
+    assert settings.github_api_url == "https://api.github.com"
+    assert (settings.approval_threshold, settings.min_votes, settings.voting_period) == (75, 3, timedelta(hours=24))
+    assert settings.auto_deployment is False
+    assert settings.configured is False
+
+
+def test_the_environment_wins_over_the_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("APP_ID=1\nWEBHOOK_SECRET=from-file\nPORT=4000\n")
+    settings = Settings.load({"PORT": "5000"}, env_file=env_file)
+    assert (settings.app_id, settings.webhook_secret, settings.port) == ("1", "from-file", 5000)
+    assert settings.public_url == "http://localhost:5000"
+
+
+def test_a_private_key_inline_with_escaped_newlines_or_from_a_file(tmp_path):
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"
+    inline = Settings.load({"PRIVATE_KEY": pem.replace("\n", "\\n")}, env_file=None)
+    assert inline.private_key == pem + "\n"
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(pem + "\n")
+    from_file = Settings.load({"PRIVATE_KEY_PATH": str(key_file)}, env_file=None)
+    assert from_file.private_key == pem + "\n"
+
+
+def test_a_missing_key_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="PRIVATE_KEY_PATH"):
+        Settings.load({"PRIVATE_KEY_PATH": str(tmp_path / "missing.pem")}, env_file=None)
+
+
+def test_secrets_are_kept_out_of_the_repr():
+    settings = Settings.load({"PRIVATE_KEY": "pem-secret-value", "WEBHOOK_SECRET": "hook-secret-value"}, env_file=None)
+    assert "secret-value" not in repr(settings)
+    assert set(settings.secrets()) == {"pem-secret-value\n", "hook-secret-value"}
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [("86400000", timedelta(hours=24)), ("3600000", timedelta(hours=1)), ("24h", timedelta(hours=24)),
+     ("90m", timedelta(minutes=90)), ("2d", timedelta(days=2)), ("45s", timedelta(seconds=45))],
+)
+def test_the_voting_period_in_milliseconds_or_as_a_duration(value, expected):
+    assert Settings.load({"DAO_VOTING_PERIOD": value}, env_file=None).voting_period == expected
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("PORT", "http"), ("DAO_MIN_VOTES", "three"), ("DAO_VOTING_PERIOD", "soon"), ("ENABLE_AUTO_DEPLOYMENT", "maybe")],
+)
+def test_bad_values_name_the_setting(name, value):
+    with pytest.raises(SettingsError, match=name if name != "DAO_VOTING_PERIOD" else "duration"):
+        Settings.load({name: value}, env_file=None)
+
+
+def test_enterprise_urls_lose_their_trailing_slash():
+    settings = Settings.load({"GITHUB_API_URL": "https://ghe.example.com/api/v3/"}, env_file=None)
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+
+
+def test_parse_duration_rejects_garbage():
+    with pytest.raises(SettingsError):
+        parse_duration("1 fortnight")

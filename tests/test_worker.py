@@ -1,0 +1,124 @@
+"""The worker's inbox: oldest first, one at a time per pull request, nothing lost to a crash."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from gidgethub import routing
+from sqlalchemy import select
+
+from pinkflow_bot.services import GovernanceService
+from pinkflow_bot.settings import Settings
+from pinkflow_bot.storage import inbox
+from pinkflow_bot.storage.database import create_engine, migrate, session_factory
+from pinkflow_bot.storage.models import Delivery
+from pinkflow_bot.worker import Worker
+from tests import payloads
+from tests.harness import Clock
+
+LEASE = timedelta(minutes=5)
+
+
+@pytest.fixture
+async def sessions(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}")
+    await migrate(engine)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def store(sessions, delivery: payloads.Delivery, *, at: datetime) -> None:
+    async with sessions() as session, session.begin():
+        await inbox.store_delivery(
+            session,
+            delivery_id=delivery.delivery_id,
+            event=delivery.event,
+            action=delivery.payload.get("action"),
+            installation_id=None,
+            serial_key=inbox.serial_key_for(delivery.event, delivery.payload),
+            body=json.dumps(delivery.payload),
+            received_at=at,
+        )
+
+
+async def claim(sessions, now: datetime) -> Delivery | None:
+    async with sessions() as session, session.begin():
+        return await inbox.claim_next_delivery(session, now=now, lease=LEASE)
+
+
+async def finish(sessions, delivery: Delivery, now: datetime) -> None:
+    async with sessions() as session, session.begin():
+        await inbox.finish_delivery(session, seq=delivery.seq, now=now)
+
+
+def comment_on(number: int, body: str = "/approve") -> payloads.Delivery:
+    return payloads.comment(body, repo="octo/shop", number=number, author="ann")
+
+
+async def test_oldest_first_and_one_at_a_time_per_pull_request(sessions):
+    now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    first, second, other = comment_on(1), comment_on(1, "/reject"), comment_on(2)
+    for delivery in (first, second, other):
+        await store(sessions, delivery, at=now)
+    a = await claim(sessions, now)
+    b = await claim(sessions, now)
+    assert (a.delivery_id, b.delivery_id) == (first.delivery_id, other.delivery_id)
+    # The second comment on pull request 1 waits while the first is in hand.
+    assert await claim(sessions, now) is None
+    await finish(sessions, a, now)
+    c = await claim(sessions, now)
+    assert c.delivery_id == second.delivery_id
+
+
+async def test_a_delivery_held_by_a_crashed_worker_is_claimed_again_when_its_lease_lapses(sessions):
+    now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    await store(sessions, comment_on(1), at=now)
+    taken = await claim(sessions, now)
+    assert await claim(sessions, now + LEASE - timedelta(seconds=1)) is None
+    again = await claim(sessions, now + LEASE + timedelta(seconds=1))
+    assert again.seq == taken.seq
+    assert again.attempts == 2
+
+
+@pytest.mark.parametrize(
+    "event, payload, key",
+    [
+        ("issue_comment", {"repository": {"full_name": "Octo/Shop"}, "issue": {"number": 4}}, "octo/shop#4"),
+        ("pull_request", {"repository": {"full_name": "octo/shop"}, "pull_request": {"number": 4}}, "octo/shop#4"),
+        ("deployment_status", {"repository": {"full_name": "octo/shop"}, "deployment": {"sha": "abc"}}, "octo/shop@abc"),
+        ("installation", {"installation": {"id": 9}}, "installation:9"),
+        ("issue_comment", {"repository": "not an object", "issue": [1]}, "installation:none"),
+    ],
+)
+def test_serial_keys(event, payload, key):
+    assert inbox.serial_key_for(event, payload) == key
+
+
+async def test_a_failing_handler_is_retried_then_parked_without_blocking_others(sessions):
+    clock = Clock()
+    calls: list[int] = []
+    router = routing.Router()
+
+    @router.register("issue_comment", action="created")
+    async def broken(event, gh, ctx):
+        calls.append(event.data["issue"]["number"])
+        if event.data["issue"]["number"] == 1:
+            raise RuntimeError("handler bug")
+
+    settings = Settings.load({}, env_file=None)
+    service = GovernanceService(sessions=sessions, settings=settings, clock=clock)
+    worker = Worker(sessions=sessions, service=service, github=None, router=router, clock=clock)
+    await store(sessions, comment_on(1), at=clock())
+    await store(sessions, comment_on(2), at=clock())
+    for _ in range(inbox.MAX_ATTEMPTS):
+        while await worker.process_next_delivery():
+            pass
+        clock.advance(minutes=10)
+    async with sessions() as session:
+        rows = {d.serial_key: d for d in await session.scalars(select(Delivery))}
+    statuses = sorted((row.serial_key, row.status, row.attempts) for row in rows.values())
+    assert statuses == [("octo/shop#1", "failed", inbox.MAX_ATTEMPTS), ("octo/shop#2", "done", 1)]
+    assert calls.count(1) == inbox.MAX_ATTEMPTS and calls.count(2) == 1
+    assert "handler bug" in rows["octo/shop#1"].error
