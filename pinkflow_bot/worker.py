@@ -138,7 +138,11 @@ class Worker:
             try:
                 data = json.loads(delivery.body)
                 event = sansio.Event(data, event=delivery.event, delivery_id=delivery.delivery_id)
-                with log_context(repository=(data.get("repository") or {}).get("full_name")):
+                repository = data.get("repository")
+                with log_context(
+                    repository=repository.get("full_name") if isinstance(repository, dict) else None,
+                    pull_request=inbox.pull_number_of(delivery.event, data),
+                ):
                     gh = None
                     if delivery.installation_id is not None and self._router.fetch(event):
                         gh = await self._github.installation_client(delivery.installation_id)
@@ -148,7 +152,14 @@ class Worker:
                     await self._router.dispatch(event, gh, context)
                     if not ref.finished:
                         await self._service.finish_delivery(ref)
-                    log.info("delivery handled", extra={"attempt": delivery.attempts})
+                    rate_limit = getattr(gh, "rate_limit", None)
+                    log.info(
+                        "delivery handled",
+                        extra={
+                            "attempt": delivery.attempts,
+                            "rate_limit_remaining": rate_limit.remaining if rate_limit else None,
+                        },
+                    )
             except Exception as error:
                 log.exception("delivery failed", extra={"attempt": delivery.attempts})
                 async with self._sessions() as session, session.begin():

@@ -19,7 +19,7 @@ def serial_key_for(event: str, payload: dict[str, Any]) -> str:
     """Deliveries about one pull request are handled one at a time, in order of arrival."""
     full_name = _field(payload, "repository", "full_name")
     scope = str(full_name or f"installation:{_field(payload, 'installation', 'id')}").lower()[:200]
-    number = _pull_number(event, payload)
+    number = pull_number_of(event, payload)
     if number is not None:
         return f"{scope}#{number}"[:300]
     sha = _sha(event, payload)
@@ -35,7 +35,7 @@ def _field(payload: Any, *path: str) -> Any:
     return payload if isinstance(payload, (str, int)) and not isinstance(payload, bool) else None
 
 
-def _pull_number(event: str, payload: dict[str, Any]) -> int | str | None:
+def pull_number_of(event: str, payload: dict[str, Any]) -> int | str | None:
     if event == "pull_request":
         return _field(payload, "pull_request", "number")
     if event == "issue_comment":
