@@ -1,0 +1,167 @@
+"""gidgethub clients that act as the App or as one of its installations.
+
+The API root comes from `GITHUB_API_URL`, so github.com, GitHub Enterprise Server
+(`https://HOST/api/v3`) and the tests' fake GitHub are reached the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Callable
+
+import aiohttp
+import gidgethub
+import gidgethub.aiohttp
+from cachetools import TTLCache
+
+from ..governance.permissions import Permission, permission_from_github
+from .auth import AppAuth
+
+API_VERSION = "2022-11-28"
+# Long enough to spare GitHub a look-up per comment of a busy vote, short enough that
+# a change of role shows within a minute.
+PERMISSION_TTL = 60.0
+MAX_CACHED_LOOKUPS = 10_000
+
+
+class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
+    """Pins the REST API version, so answers keep the shape the App was written for."""
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        return await super()._request(method, url, {**headers, "x-github-api-version": API_VERSION}, body)
+
+
+class AppClient(_VersionedClient):
+    """Acts as the App itself: every request carries a current App JWT."""
+
+    def __init__(self, session: aiohttp.ClientSession, requester: str, *, auth: AppAuth, base_url: str) -> None:
+        super().__init__(session, requester, base_url=base_url)
+        self._auth = auth
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        if "authorization" not in headers:
+            headers = {**headers, "authorization": f"bearer {self._auth.app_jwt()}"}
+        return await super()._request(method, url, headers, body)
+
+
+class InstallationClient(_VersionedClient):
+    """Acts as one installation; its token is renewed before it expires and after a 401."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        requester: str,
+        *,
+        auth: AppAuth,
+        app_client: AppClient,
+        installation_id: int,
+        oauth_token: str,
+        base_url: str,
+    ) -> None:
+        super().__init__(session, requester, oauth_token=oauth_token, base_url=base_url)
+        self._auth = auth
+        self._app_client = app_client
+        self.installation_id = installation_id
+
+    async def _current_token(self) -> str:
+        self.oauth_token = await self._auth.installation_token(self._app_client, installation_id=self.installation_id)
+        return self.oauth_token
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        sent = {**headers, "authorization": f"token {await self._current_token()}"}
+        status, answer_headers, answer = await super()._request(method, url, sent, body)
+        if status == 401:
+            # A token GitHub no longer accepts (revoked, or the installation changed): one retry.
+            self._auth.invalidate(self.installation_id)
+            sent = {**headers, "authorization": f"token {await self._current_token()}"}
+            status, answer_headers, answer = await super()._request(method, url, sent, body)
+        return status, answer_headers, answer
+
+
+class GitHubApp:
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        auth: AppAuth,
+        user_agent: str = "pinkflow-bot",
+        lookup_ttl: float = PERMISSION_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.auth = auth
+        self.user_agent = user_agent
+        self._session = session
+        self._permissions: TTLCache[tuple[int, str, str], Permission] = TTLCache(
+            maxsize=MAX_CACHED_LOOKUPS, ttl=lookup_ttl, timer=clock
+        )
+        self._memberships: TTLCache[tuple[str, str, str], bool] = TTLCache(
+            maxsize=MAX_CACHED_LOOKUPS, ttl=lookup_ttl, timer=clock
+        )
+
+    def app_client(self) -> AppClient:
+        return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)
+
+    async def installation_client(self, installation_id: int) -> InstallationClient:
+        app_client = self.app_client()
+        token = await self.auth.installation_token(app_client, installation_id=installation_id)
+        return InstallationClient(
+            self._session,
+            self.user_agent,
+            auth=self.auth,
+            app_client=app_client,
+            installation_id=installation_id,
+            oauth_token=token,
+            base_url=self.api_url,
+        )
+
+    async def permission(
+        self, gh: gidgethub.aiohttp.GitHubAPI, *, repo_full_name: str, login: str, installation_id: int
+    ) -> Permission:
+        """The person's level on the repository; someone GitHub does not know has none."""
+        key = (installation_id, repo_full_name.lower(), login.lower())
+        cached = self._permissions.get(key)
+        if cached is not None:
+            return cached
+        owner, repo = repo_full_name.split("/", 1)
+        try:
+            answer = await gh.getitem(
+                "/repos/{owner}/{repo}/collaborators/{username}/permission",
+                url_vars={"owner": owner, "repo": repo, "username": login},
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code != 404:
+                raise
+            level = Permission.NONE
+        else:
+            level = permission_from_github(permission=answer.get("permission"), role_name=answer.get("role_name"))
+        self._permissions[key] = level
+        return level
+
+    async def team_member(self, gh: gidgethub.aiohttp.GitHubAPI, *, org: str, team_slug: str, login: str) -> bool:
+        """Whether the person is an active (not merely invited) member of the team."""
+        key = (org.lower(), team_slug.lower(), login.lower())
+        cached = self._memberships.get(key)
+        if cached is not None:
+            return cached
+        try:
+            answer = await gh.getitem(
+                "/orgs/{org}/teams/{team_slug}/memberships/{username}",
+                url_vars={"org": org, "team_slug": team_slug, "username": login},
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code != 404:
+                raise
+            member = False
+        else:
+            member = answer.get("state") == "active"
+        self._memberships[key] = member
+        return member
