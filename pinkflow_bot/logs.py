@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 # Context of the delivery being handled; every log line of that delivery carries it.
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("pinkflow_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("pinkflow_log_context")
 
 # Credentials GitHub and others hand out, recognised by their shape.
 _SECRET_PATTERNS = (
@@ -53,7 +53,7 @@ def _mask(match: re.Match[str]) -> str:
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Adds fields (delivery_id, installation_id, repository, pull_request) to every line inside."""
-    merged = {**_context.get(), **{k: v for k, v in fields.items() if v is not None}}
+    merged = {**_context.get({}), **{k: v for k, v in fields.items() if v is not None}}
     token = _context.set(merged)
     try:
         yield
@@ -63,7 +63,7 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 def bind_log_context(**fields: Any) -> None:
     """Adds fields to the current context, for what is learnt halfway through a delivery."""
-    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    _context.set({**_context.get({}), **{k: v for k, v in fields.items() if v is not None}})
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(_context.get())
+        entry.update(_context.get({}))
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
@@ -85,7 +85,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        context = " ".join(f"{k}={v}" for k, v in _context.get().items())
+        context = " ".join(f"{k}={v}" for k, v in _context.get({}).items())
         line = super().format(record)
         return redact(f"{line} {context}".rstrip())
 

@@ -7,8 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timezone
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +49,15 @@ class Voter:
     is_bot: bool
     permission: Permission
     teams: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PullRequestFacts:
+    """What a proposal needs to know of its pull request."""
+
+    number: int
+    head_sha: str
+    author: str
 
 
 def utcnow() -> datetime:
@@ -471,13 +479,6 @@ class GovernanceService:
             elif action in ("unsuspend", "created"):
                 installation.suspended_at = None
                 installation.deleted_at = None
-
-
-@dataclass(frozen=True)
-class PullRequestFacts:
-    number: int
-    head_sha: str
-    author: str
 
 
 def _tally_line(current: Tally) -> str:

@@ -94,7 +94,7 @@ class Settings:
         if private_key is not None:
             private_key = private_key.replace("\\n", "\n").strip() + "\n"
         period_text = get("DAO_VOTING_PERIOD") or "86400000"
-        return cls(
+        settings = cls(
             app_id=get("APP_ID"),
             private_key=private_key,
             webhook_secret=get("WEBHOOK_SECRET"),
@@ -119,6 +119,18 @@ class Settings:
             worker_concurrency=_int(get("WORKER_CONCURRENCY") or "4", "WORKER_CONCURRENCY"),
             env_file=env_file,
         )
+        settings._check_governance_defaults()
+        return settings
+
+    def _check_governance_defaults(self) -> None:
+        if not 0 <= self.approval_threshold <= 100:
+            raise SettingsError("DAO_APPROVAL_THRESHOLD must be a percentage from 0 to 100")
+        if self.min_votes < 1:
+            raise SettingsError("DAO_MIN_VOTES must be at least 1")
+        if self.voting_period <= timedelta(0):
+            raise SettingsError("DAO_VOTING_PERIOD must be longer than zero")
+        if not 1 <= self.port <= 65535:
+            raise SettingsError("PORT must be from 1 to 65535")
 
 
 def _int(text: str, name: str) -> int:

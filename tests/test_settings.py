@@ -66,6 +66,15 @@ def test_bad_values_name_the_setting(name, value):
         Settings.load({name: value}, env_file=None)
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [("DAO_APPROVAL_THRESHOLD", "101"), ("DAO_MIN_VOTES", "0"), ("DAO_VOTING_PERIOD", "0"), ("PORT", "70000")],
+)
+def test_out_of_range_governance_defaults_are_refused_at_start(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.load({name: value}, env_file=None)
+
+
 def test_enterprise_urls_lose_their_trailing_slash():
     settings = Settings.load({"GITHUB_API_URL": "https://ghe.example.com/api/v3/"}, env_file=None)
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
