@@ -326,7 +326,8 @@ def _decision_sentence(view: ProposalView) -> str:
 
 
 def _time_line(view: ProposalView) -> str:
-    if view.state == "voting" and view.now < view.closes_at:
+    # A passed vote stays open until the deadline: later votes can still change it.
+    if view.state in ("voting", "passed") and view.now < view.closes_at:
         left = format_duration(view.closes_at - view.now)
         return f"⏳ Voting closes in {left} (at {_utc(view.closes_at)})."
     if view.state == "voting":
@@ -421,16 +422,19 @@ def totals_line(t: Tally, rules: Rules) -> str:
 
 
 def _how_to_vote(view: ProposalView) -> str | None:
-    if view.state == "voting":
-        return (
+    """What people can do next: vote while the vote is open, promote once it has passed."""
+    lines = []
+    # A passed vote stays open until its deadline or the promotion: votes can still change it.
+    if view.state == "voting" or (view.state == "passed" and view.now < view.closes_at and view.promotion is None):
+        lines.append(
             "**How to vote:** comment `/approve [reason]`, `/reject [reason]` or `/abstain [reason]` "
             f"on its own line; `/retract` withdraws your vote. Voters need "
             f"{view.rules.min_permission.label} permission or above; your latest vote counts. "
             "`/help` lists every command."
         )
     if view.state == "passed" and is_promotable(view):
-        return "**To promote:** use the Promote button on the check run, or comment `/promote`."
-    return None
+        lines.append("**To promote:** use the Promote button on the check run, or comment `/promote`.")
+    return "\n\n".join(lines) or None
 
 
 # --- The two outputs ------------------------------------------------------------------

@@ -282,10 +282,12 @@ def test_time_left_and_closed():
     over = render_status_comment(make_view("rejected", TWO_OF_THREE, now=OPENED + timedelta(hours=25)))
     assert "closes in" not in over and "Voting closed" in over
     assert "How to vote" not in over
+    # A pass before the deadline leaves the vote open: later votes can still change it.
     early_pass = render_status_comment(make_view("passed", PASSING))
-    assert "Voting ended before its deadline (2026-11-24 12:00 UTC)" in early_pass
-    assert "closes in" not in early_pass and "How to vote" not in early_pass
-    assert "**To promote:**" in early_pass
+    assert "Voting closes in" in early_pass and "2026-11-24 12:00 UTC" in early_pass
+    assert "How to vote" in early_pass and "**To promote:**" in early_pass
+    promoted = render_status_comment(make_view("promoted", PASSING))
+    assert "How to vote" not in promoted and "Voting ended before its deadline" in promoted
 
 
 @pytest.mark.parametrize(
