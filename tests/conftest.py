@@ -63,3 +63,31 @@ async def fake_github(app_public_key: bytes) -> AsyncIterator[FakeGitHub]:
 
 
 # --- end of fake GitHub fixtures ---------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Databases: every test that takes `database_url` runs on SQLite and on PostgreSQL
+# ---------------------------------------------------------------------------
+
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL for the session, started the first time a test needs it."""
+    from tests.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=DATABASES)
+async def database_url(request, tmp_path) -> str:
+    """An empty database of its own for the test: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return await server.create_database()

@@ -69,10 +69,16 @@ class AppUnderTest:
 
 @asynccontextmanager
 async def app_under_test(
-    tmp_path: Path, *, github_url: str, private_key: str, clock=None, **overrides: str
+    tmp_path: Path,
+    *,
+    github_url: str,
+    private_key: str,
+    database_url: str | None = None,
+    clock=None,
+    **overrides: str,
 ) -> AsyncIterator[AppUnderTest]:
     settings = app_settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
+        database_url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
         github_url=github_url,
         private_key=private_key,
         **overrides,

@@ -38,13 +38,13 @@ def github_world(fake_github):
     return fake_github
 
 
-def app_env(tmp_path, fake_github, private_key: str) -> dict[str, str]:
+def app_env(database_url: str, fake_github, private_key: str) -> dict[str, str]:
     return {
         "APP_ID": str(APP_ID),
         # Inline with escaped newlines, as operators paste it into a platform's settings.
         "PRIVATE_KEY": private_key.strip().replace("\n", "\\n"),
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
+        "DATABASE_URL": database_url,
         "GITHUB_API_URL": fake_github.url,
         "PUBLIC_URL": "http://pinkflow.test",
         "LOG_FORMAT": "json",
@@ -67,10 +67,10 @@ def governance_runs(fake_github) -> list[dict]:
 
 
 async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
-    tmp_path, github_world, app_private_key
+    tmp_path, github_world, app_private_key, database_url
 ):
     fake = github_world
-    app = AppProcess(env=app_env(tmp_path, fake, app_private_key), log_path=tmp_path / "app.log")
+    app = AppProcess(env=app_env(database_url, fake, app_private_key), log_path=tmp_path / "app.log")
     await app.start()
     async with aiohttp.ClientSession() as http:
 
@@ -116,6 +116,8 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
         await eventually(lambda: governance_runs(fake)[0].get("conclusion") == "success", message="vote passed")
         run = governance_runs(fake)[0]
         assert [a["identifier"] for a in fake.check_run_actions[run["id"]]] == ["promote"]
+        # The comment is edited by its own effect: it converges on the same state.
+        await eventually(lambda: "Passed" in status_comments(fake)[0]["body"], message="comment shows the pass")
         [comment] = status_comments(fake)
         for expected in ("@owner-ann", "@maint-max", "@dev-dan", "the footer overlaps", PREVIEW_URL, "83.33"):
             assert expected in comment["body"], expected
@@ -145,7 +147,7 @@ async def test_a_preview_is_voted_on_passed_and_promoted_once_across_a_restart(
 
         # SIGTERM: a clean stop, then the same database in a new process.
         assert await app.stop(signal.SIGTERM) == 0
-        app = AppProcess(env=app_env(tmp_path, fake, app_private_key), log_path=tmp_path / "app.log")
+        app = AppProcess(env=app_env(database_url, fake, app_private_key), log_path=tmp_path / "app.log")
         await app.start()
         async with http.get(f"{app.url}/api/deployments/status", params={"deploymentId": str(PREVIEW_ID)}) as response:
             assert response.status == 200

@@ -31,8 +31,10 @@ def world(fake_github):
 
 
 @pytest.fixture
-async def app(tmp_path, world, app_private_key, clock):
-    async with app_under_test(tmp_path, github_url=world.url, private_key=app_private_key, clock=clock) as app:
+async def app(tmp_path, world, app_private_key, clock, database_url):
+    async with app_under_test(
+        tmp_path, github_url=world.url, private_key=app_private_key, clock=clock, database_url=database_url
+    ) as app:
         yield app
 
 
@@ -249,9 +251,9 @@ async def test_comments_on_issues_that_are_not_pull_requests_are_ignored(app, wo
     assert (await seed_status(app))["votes"]["total"] == 0
 
 
-async def test_installation_defaults_from_the_environment(vote, tmp_path, world, app_private_key, clock):
+async def test_installation_defaults_from_the_environment(vote, tmp_path, world, app_private_key, clock, database_url):
     async with app_under_test(
-        tmp_path, github_url=world.url, private_key=app_private_key, clock=clock,
+        tmp_path, github_url=world.url, private_key=app_private_key, clock=clock, database_url=database_url,
         DAO_APPROVAL_THRESHOLD="60", DAO_MIN_VOTES="1", DAO_VOTING_PERIOD="2h",
     ) as app:
         await open_proposal(app)

@@ -17,9 +17,12 @@ SHA = "a" * 40
 
 
 @pytest.fixture
-async def app(tmp_path, app_private_key):
+async def app(tmp_path, app_private_key, database_url):
     # Intake never calls GitHub: an address where nothing listens proves it.
-    async with app_under_test(tmp_path, github_url="http://127.0.0.1:9", private_key=app_private_key, MAX_BODY_BYTES="20000") as app:
+    async with app_under_test(
+        tmp_path, github_url="http://127.0.0.1:9", private_key=app_private_key, database_url=database_url,
+        MAX_BODY_BYTES="20000",
+    ) as app:
         yield app
 
 

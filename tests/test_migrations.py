@@ -14,8 +14,8 @@ from pinkflow_bot.storage.models import Base
 from tests.paths import REPO_ROOT
 
 
-async def test_the_migrated_schema_matches_the_models(tmp_path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+async def test_the_migrated_schema_matches_the_models(database_url):
+    engine = create_engine(database_url)
     await migrate(engine)
     await migrate(engine)  # a second run at start is a no-op
 

@@ -22,8 +22,8 @@ LEASE = timedelta(minutes=5)
 
 
 @pytest.fixture
-async def sessions(tmp_path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}")
+async def sessions(database_url):
+    engine = create_engine(database_url)
     await migrate(engine)
     yield session_factory(engine)
     await engine.dispose()
