@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from urllib.parse import quote
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from .governance.render import (
     render_status_comment,
 )
 from .logs import log_context
+from .retries import PermanentFailure, plan_retry
 from .services import GovernanceService, proposal_rules, proposal_tally, utcnow
 from .storage import outbox
 from .storage import proposals as queries
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 12
 EFFECT_LEASE = timedelta(minutes=2)
-
-
-class PermanentFailure(Exception):
-    """GitHub refused in a way a retry will not change (a 4xx other than rate limits)."""
 
 
 async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datetime) -> ProposalView:
@@ -68,11 +64,6 @@ async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datet
     )
 
 
-def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
-    """Exponential with full jitter, so many failing effects do not retry in step."""
-    return timedelta(seconds=random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1))))
-
-
 class EffectRunner:
     def __init__(
         self,
@@ -99,36 +90,24 @@ class EffectRunner:
             try:
                 handler = getattr(self, f"_{effect.kind}")
                 await handler(effect)
-            except PermanentFailure as failure:
-                log.warning("effect failed for good: %s", failure)
-                await self._settle(outbox.fail_effect, effect, error=str(failure))
-            except (gidgethub.GitHubBroken, gidgethub.RateLimitExceeded, aiohttp.ClientError, asyncio.TimeoutError) as error:
-                await self._retry(effect, error)
-            except gidgethub.BadRequest as error:
-                if error.status_code.value in (401, 403, 429) or effect.attempts < 2 and error.status_code.value == 404:
-                    await self._retry(effect, error)
+            except Exception as error:  # whatever happened, the outbox goes on
+                plan = plan_retry(error, attempt=effect.attempts)
+                if not isinstance(error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure)):
+                    log.exception("effect raised")
+                if plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS:
+                    log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
+                    async with self._sessions() as session, session.begin():
+                        await outbox.retry_effect(session, effect, now=self._clock(), delay=plan.delay, error=plan.reason)
                 else:
-                    await self._settle(outbox.fail_effect, effect, error=f"{error.status_code.value}: {error}")
-            except Exception as error:  # an unexpected bug must not stop the outbox
-                log.exception("effect raised")
-                await self._retry(effect, error)
+                    log.warning("effect failed for good", extra={"error": plan.reason})
+                    async with self._sessions() as session, session.begin():
+                        await outbox.fail_effect(session, effect, now=self._clock(), error=plan.reason)
+                    await self._service.record_effect_failure(
+                        proposal_id=effect.proposal_id, kind=effect.kind, error=plan.reason
+                    )
             else:
                 async with self._sessions() as session, session.begin():
                     await outbox.complete_effect(session, effect, now=self._clock())
-
-    async def _retry(self, effect: Effect, error: BaseException) -> None:
-        description = f"{type(error).__name__}: {error}"
-        if effect.attempts >= MAX_EFFECT_ATTEMPTS:
-            await self._settle(outbox.fail_effect, effect, error=description)
-            return
-        delay = backoff(effect.attempts)
-        log.info("effect will be retried", extra={"retry_in_s": round(delay.total_seconds(), 2), "error": description})
-        async with self._sessions() as session, session.begin():
-            await outbox.retry_effect(session, effect, now=self._clock(), delay=delay, error=description)
-
-    async def _settle(self, action: Any, effect: Effect, *, error: str) -> None:
-        async with self._sessions() as session, session.begin():
-            await action(session, effect, now=self._clock(), error=error)
 
     async def _client(self, effect: Effect):
         if effect.installation_id is None:

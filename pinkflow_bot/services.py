@@ -254,7 +254,9 @@ class GovernanceService:
         """Runs a comment's commands in order, in one commit, and answers with a reaction."""
         now = self._clock()
         async with self._transaction(delivery) as session:
-            proposal = await queries.current_proposal(session, repo_full_name=repo_full_name, pr_number=pr_number)
+            proposal = await queries.current_proposal(
+                session, repo_full_name=repo_full_name, pr_number=pr_number, for_update=True
+            )
             counted = refused = False
             for command in commands:
                 if command.kind is CommandKind.HELP:
@@ -338,7 +340,7 @@ class GovernanceService:
         """The Promote button: the same rules as `/promote`."""
         now = self._clock()
         async with self._transaction(delivery) as session:
-            proposal = await session.get(Proposal, proposal_id)
+            proposal = await queries.locked_proposal(session, proposal_id)
             if proposal is None:
                 return False
             accepted = await self._promote(session, proposal, requester=requester, force=force, now=now)
@@ -357,7 +359,8 @@ class GovernanceService:
             opened_at=proposal.opened_at,
             now=now,
             force=force,
-            already_promoted=existing is not None,
+            # A promotion that failed for good may be asked for again.
+            already_promoted=existing is not None and existing.state != "failed",
         )
         if proposal.state not in ("voting", "passed"):
             refusal = refusal or f"the proposal is {proposal.state}"
@@ -366,16 +369,20 @@ class GovernanceService:
             return False
         try:
             async with session.begin_nested():
-                session.add(
-                    Promotion(
-                        proposal_id=proposal.id,
-                        provider=rules.promote_provider,
-                        requested_by=requester.login,
-                        forced=force,
-                        state="pending",
-                        requested_at=now,
+                if existing is not None:
+                    existing.requested_by, existing.forced, existing.requested_at = requester.login, force, now
+                    existing.state, existing.error, existing.completed_at = "pending", None, None
+                else:
+                    session.add(
+                        Promotion(
+                            proposal_id=proposal.id,
+                            provider=rules.promote_provider,
+                            requested_by=requester.login,
+                            forced=force,
+                            state="pending",
+                            requested_at=now,
+                        )
                     )
-                )
         except IntegrityError:
             # Another replica or a double click got there first: one promotion only.
             await self._note(session, proposal, f"@{requester.login}: not promoted: already promoted", now=now)
@@ -394,7 +401,7 @@ class GovernanceService:
         """What the promotion provider answered."""
         now = self._clock()
         async with self._transaction(None) as session:
-            proposal = await session.get(Proposal, proposal_id)
+            proposal = await queries.locked_proposal(session, proposal_id)
             promotion = await queries.promotion(session, proposal_id=proposal_id)
             if proposal is None or promotion is None:
                 return
@@ -411,6 +418,34 @@ class GovernanceService:
                 promotion.error = error
                 session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="promotion failed", detail=error, at=now))
             await self._enqueue_sync(session, proposal, now=now)
+
+    async def record_effect_failure(self, *, proposal_id: int | None, kind: str, error: str) -> None:
+        """A refusal that will not heal is shown where people look: in the other outputs."""
+        if proposal_id is None:
+            return
+        now = self._clock()
+        what = {
+            "sync_check_run": "update the check run",
+            "sync_comment": "update the status comment",
+            "react": "react to a comment",
+            "post_comment": "post a reply",
+            "promote": "promote",
+        }.get(kind, kind)
+        if kind == "promote":
+            await self.record_promotion_result(proposal_id=proposal_id, deployment_id=None, error=error)
+            return
+        async with self._transaction(None) as session:
+            proposal = await queries.locked_proposal(session, proposal_id)
+            if proposal is None:
+                return
+            proposal.notes = [*proposal.notes, f"GitHub refused to {what}: {error[:300]}"][-5:]
+            session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="effect failed", detail=f"{kind}: {error}", at=now))
+            # Not the kind that failed: that would fail again, and again.
+            for other in SYNC_KINDS:
+                if other != kind:
+                    await outbox.enqueue_effect(
+                        session, kind=other, now=now, proposal_id=proposal_id, installation_id=proposal.installation_id
+                    )
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -438,7 +473,7 @@ class GovernanceService:
         """Makes the check run and comment show the stored state again (`/status`, Re-run)."""
         now = self._clock()
         async with self._transaction(delivery) as session:
-            proposal = await session.get(Proposal, proposal_id)
+            proposal = await queries.locked_proposal(session, proposal_id)
             if proposal is not None:
                 await self._settle(session, proposal, now=now)
                 await self._enqueue_sync(session, proposal, now=now)

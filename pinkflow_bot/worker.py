@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from gidgethub import routing, sansio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .effects import EffectRunner, backoff
+from .effects import EffectRunner
+from .retries import plan_retry
 from .github.client import GitHubApp
 from .handlers.context import HandlerContext
 from .logs import log_context
@@ -161,9 +162,10 @@ class Worker:
                         },
                     )
             except Exception as error:
-                log.exception("delivery failed", extra={"attempt": delivery.attempts})
+                plan = plan_retry(error, attempt=delivery.attempts)
+                log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
                 async with self._sessions() as session, session.begin():
                     await inbox.fail_delivery(
-                        session, seq=delivery.seq, now=self._clock(), error=f"{type(error).__name__}: {error}",
-                        retry_in=backoff(delivery.attempts),
+                        session, seq=delivery.seq, now=self._clock(), error=plan.reason, retry_in=plan.delay,
+                        give_up=not plan.retry,
                     )

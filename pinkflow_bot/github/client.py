@@ -17,6 +17,7 @@ from cachetools import TTLCache
 
 from ..governance.permissions import Permission, permission_from_github
 from .auth import AppAuth
+from .errors import GitHubRateLimited, rate_limit_wait
 
 API_VERSION = "2022-11-28"
 # Long enough to spare GitHub a look-up per comment of a busy vote, short enough that
@@ -26,12 +27,19 @@ MAX_CACHED_LOOKUPS = 10_000
 
 
 class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
-    """Pins the REST API version, so answers keep the shape the App was written for."""
+    """Pins the REST API version, so answers keep the shape the App was written for, and
+    turns rate limits into `GitHubRateLimited` with the wait GitHub asked for."""
 
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], bytes]:
-        return await super()._request(method, url, {**headers, "x-github-api-version": API_VERSION}, body)
+        status, answer_headers, answer = await super()._request(
+            method, url, {**headers, "x-github-api-version": API_VERSION}, body
+        )
+        wait = rate_limit_wait(status, answer_headers, answer)
+        if wait is not None:
+            raise GitHubRateLimited(status=status, retry_after=wait[0], reason=wait[1])
+        return status, answer_headers, answer
 
 
 class AppClient(_VersionedClient):

@@ -98,8 +98,12 @@ async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: ti
     )
     # A lapsed lease means the worker that held it died: the delivery is pending again.
     ready = (Delivery.status == "pending") | ((Delivery.status == "processing") & (Delivery.lease_until <= now))
+    # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): replicas claiming at the same
+    # moment pass over each other's candidates instead of queueing behind them.
     candidates = (
-        await session.execute(select(Delivery.seq).where(ready, ~blocked).order_by(Delivery.seq).limit(8))
+        await session.execute(
+            select(Delivery.seq).where(ready, ~blocked).order_by(Delivery.seq).limit(8).with_for_update(skip_locked=True)
+        )
     ).scalars().all()
     for seq in candidates:
         claimed = await session.execute(
@@ -118,13 +122,16 @@ async def finish_delivery(session: AsyncSession, *, seq: int, now: datetime) -> 
     )
 
 
-async def fail_delivery(session: AsyncSession, *, seq: int, now: datetime, error: str, retry_in: timedelta) -> None:
-    """A failed attempt is retried later; after MAX_ATTEMPTS the delivery is parked as failed."""
+async def fail_delivery(
+    session: AsyncSession, *, seq: int, now: datetime, error: str, retry_in: timedelta, give_up: bool = False
+) -> None:
+    """A failed attempt is retried later; after MAX_ATTEMPTS (or a failure that will not
+    heal) the delivery is parked as failed, with its error, for an operator to see."""
     delivery = await session.get(Delivery, seq)
     if delivery is None:
         return
     delivery.error = error[:2000]
-    if delivery.attempts >= MAX_ATTEMPTS:
+    if give_up or delivery.attempts >= MAX_ATTEMPTS:
         delivery.status = "failed"
         delivery.lease_until = None
         delivery.processed_at = now

@@ -69,7 +69,9 @@ async def claim_due_effects(
         (Effect.status == "processing") & (Effect.lease_until <= now)
     )
     candidates = (
-        await session.execute(select(Effect.id).where(ready, ~busy).order_by(Effect.id).limit(limit * 4))
+        await session.execute(
+            select(Effect.id).where(ready, ~busy).order_by(Effect.id).limit(limit * 4).with_for_update(skip_locked=True)
+        )
     ).scalars().all()
     claimed: list[Effect] = []
     seen: set[tuple[int | None, str]] = set()

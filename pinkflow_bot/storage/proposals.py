@@ -29,9 +29,11 @@ async def open_pull_requests_at(session: AsyncSession, *, repo_full_name: str, h
     return list(rows)
 
 
-async def current_proposal(session: AsyncSession, *, repo_full_name: str, pr_number: int) -> Proposal | None:
+async def current_proposal(
+    session: AsyncSession, *, repo_full_name: str, pr_number: int, for_update: bool = False
+) -> Proposal | None:
     """The newest proposal of a pull request that has not been superseded or cancelled."""
-    return await session.scalar(
+    query = (
         select(Proposal)
         .where(
             Proposal.repo_full_name == repo_full_name,
@@ -41,15 +43,24 @@ async def current_proposal(session: AsyncSession, *, repo_full_name: str, pr_num
         .order_by(Proposal.id.desc())
         .limit(1)
     )
+    return await session.scalar(query.with_for_update() if for_update else query)
+
+
+async def locked_proposal(session: AsyncSession, proposal_id: int) -> Proposal | None:
+    """A proposal to change: its row stays locked until the commit (PostgreSQL), so the
+    sweeper and a vote never decide the same proposal at the same time."""
+    return await session.get(Proposal, proposal_id, with_for_update=True, populate_existing=True)
 
 
 async def open_proposals_of_pull(session: AsyncSession, *, repo_full_name: str, pr_number: int) -> list[Proposal]:
     rows = await session.scalars(
-        select(Proposal).where(
+        select(Proposal)
+        .where(
             Proposal.repo_full_name == repo_full_name,
             Proposal.pr_number == pr_number,
             Proposal.state.in_(OPEN_STATES),
         )
+        .with_for_update()
     )
     return list(rows)
 
@@ -84,11 +95,13 @@ async def promotion(session: AsyncSession, *, proposal_id: int) -> Promotion | N
 
 
 async def due_proposals(session: AsyncSession, *, now, limit: int = 100) -> list[Proposal]:
+    """Proposals whose voting period is over; another replica's sweep skips the ones taken here."""
     rows = await session.scalars(
         select(Proposal)
         .where(Proposal.state == "voting", Proposal.closes_at <= now)
         .order_by(Proposal.closes_at)
         .limit(limit)
+        .with_for_update(skip_locked=True)
     )
     return list(rows)
 

@@ -1,0 +1,55 @@
+"""When to try again after a failure at GitHub (or a promotion target), and how soon."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+import gidgethub
+
+from .github.errors import GitHubRateLimited
+
+# Statuses that say "not now" rather than "never".
+_TRANSIENT_STATUSES = frozenset({401, 408, 409, 425})
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    retry: bool
+    delay: timedelta
+    reason: str
+
+
+class PermanentFailure(Exception):
+    """Refused in a way a retry will not change."""
+
+
+def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta:
+    """Exponential with full jitter, so many failing calls do not retry in step."""
+    return timedelta(seconds=random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1))))
+
+
+def plan_retry(error: BaseException, *, attempt: int) -> RetryPlan:
+    description = f"{type(error).__name__}: {error}"[:2000]
+    if isinstance(error, GitHubRateLimited):
+        # Exactly as long as GitHub asked, plus a little so replicas do not return in step.
+        delay = timedelta(seconds=error.retry_after + random.uniform(0, 1))
+        return RetryPlan(True, delay, description)
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, (int, float)) and retry_after >= 0:
+        return RetryPlan(True, timedelta(seconds=retry_after + random.uniform(0, 1)), description)
+    if isinstance(error, PermanentFailure):
+        return RetryPlan(False, timedelta(0), str(error))
+    if isinstance(error, (gidgethub.GitHubBroken, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)):
+        return RetryPlan(True, backoff(attempt), description)
+    if isinstance(error, gidgethub.BadRequest):
+        status = error.status_code.value
+        # A 404 right after a creation can be GitHub's replicas catching up: a few tries.
+        if status in _TRANSIENT_STATUSES or (status == 404 and attempt < 3):
+            return RetryPlan(True, backoff(attempt), description)
+        return RetryPlan(False, timedelta(0), f"GitHub answered {status}: {error}")
+    # An unexpected error is most likely a bug; retried a bounded number of times.
+    return RetryPlan(True, backoff(attempt), description)
