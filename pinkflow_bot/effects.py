@@ -78,10 +78,14 @@ class EffectRunner:
         self._service = service
         self._clock = clock
 
-    async def run_due(self, *, limit: int = 16) -> int:
-        """Claims and performs the due effects; returns how many were taken."""
+    async def run_due(self, *, limit: int = 16, coalesce: bool = True) -> int:
+        """Claims and performs the due effects; returns how many were taken. Without
+        `coalesce`, edits are not held back to gather a burst (for draining at once)."""
+        interval = outbox.CONVERGE_INTERVAL if coalesce else timedelta(0)
         async with self._sessions() as session, session.begin():
-            claimed = await outbox.claim_due_effects(session, now=self._clock(), lease=EFFECT_LEASE, limit=limit)
+            claimed = await outbox.claim_due_effects(
+                session, now=self._clock(), lease=EFFECT_LEASE, limit=limit, converge_interval=interval
+            )
         await asyncio.gather(*(self._perform(effect) for effect in claimed))
         return len(claimed)
 

@@ -55,6 +55,10 @@ class Settings:
     # Intake refuses bodies over this size; GitHub caps payloads at 25 MB.
     max_body_bytes: int = 25 * 1024 * 1024
     worker_concurrency: int = 4
+    # Seconds before a call to GitHub counts as failed (and is retried).
+    github_timeout: float = 30.0
+    # Seconds the worker may take to finish what it holds after SIGTERM.
+    shutdown_grace: float = 20.0
     env_file: Path | None = None
 
     @property
@@ -117,6 +121,8 @@ class Settings:
             vercel_api_url=(get("VERCEL_API_URL") or "https://api.vercel.com").rstrip("/"),
             max_body_bytes=_int(get("MAX_BODY_BYTES") or str(25 * 1024 * 1024), "MAX_BODY_BYTES"),
             worker_concurrency=_int(get("WORKER_CONCURRENCY") or "4", "WORKER_CONCURRENCY"),
+            github_timeout=parse_duration(get("GITHUB_TIMEOUT") or "30").total_seconds(),
+            shutdown_grace=parse_duration(get("SHUTDOWN_GRACE") or "20").total_seconds(),
             env_file=env_file,
         )
         settings._check_governance_defaults()

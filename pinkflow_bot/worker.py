@@ -119,7 +119,7 @@ class Worker:
         """Handles deliveries and due effects until none is left (demo and tests)."""
         for _ in range(max_rounds):
             worked = await self.process_next_delivery()
-            taken = await self._effects.run_due()
+            taken = await self._effects.run_due(coalesce=False)
             if not worked and not taken:
                 return
 

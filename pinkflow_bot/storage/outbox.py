@@ -13,6 +13,9 @@ from .models import Effect
 
 # Effects that make GitHub show the stored state: any number pending collapse into one call.
 CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment"})
+# A converging effect waits this long after the last one of its proposal and kind, so a
+# burst of votes becomes a few edits instead of one per vote; an idle proposal waits not at all.
+CONVERGE_INTERVAL = timedelta(milliseconds=500)
 
 
 async def enqueue_effect(
@@ -52,7 +55,12 @@ async def enqueue_effect(
 
 
 async def claim_due_effects(
-    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int = 16
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 16,
+    converge_interval: timedelta = CONVERGE_INTERVAL,
 ) -> list[Effect]:
     """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
     other = aliased(Effect)
@@ -65,12 +73,21 @@ async def claim_due_effects(
             other.lease_until > now,
         )
     )
+    recent = exists().where(
+        and_(
+            other.proposal_id == Effect.proposal_id,
+            other.kind == Effect.kind,
+            other.status == "done",
+            other.done_at > now - converge_interval,
+        )
+    )
     ready = ((Effect.status == "pending") & (Effect.not_before <= now)) | (
         (Effect.status == "processing") & (Effect.lease_until <= now)
     )
+    held_back = Effect.kind.in_(CONVERGING_KINDS) & recent
     candidates = (
         await session.execute(
-            select(Effect.id).where(ready, ~busy).order_by(Effect.id).limit(limit * 4).with_for_update(skip_locked=True)
+            select(Effect.id).where(ready, ~busy, ~held_back).order_by(Effect.id).limit(limit * 4).with_for_update(skip_locked=True)
         )
     ).scalars().all()
     claimed: list[Effect] = []

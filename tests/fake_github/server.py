@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from . import objects
 from .routes import DOCS, ROUTES, ApiRequest, Auth, Reply, error
 from .spec import OpenApiSpec, Operation
+from .web import add_web_routes
 
 ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
@@ -134,6 +135,11 @@ class FakeGitHub:
         # Faults
         self.latency = 0.0
         self.fault_rate = 0.0
+        # Share of calls that take effect but whose answer is lost (a 502 after the work).
+        self.lost_answer_rate = 0.0
+        # Share of calls answered only after `slow_delay` seconds: longer than a client's timeout.
+        self.slow_rate = 0.0
+        self.slow_delay = 5.0
         self.random = random.Random(fault_seed)
         self._faults: list[Fault] = []
         # Tokens
@@ -168,6 +174,11 @@ class FakeGitHub:
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}  # deployment id -> oldest first
         self.protection_reviews: list[dict[str, Any]] = []
         self.manifest_codes: dict[str, dict[str, Any]] = {}
+        # What the web page for creating an App from a manifest was sent, oldest first.
+        self.received_manifests: list[dict[str, Any]] = []
+        # The key that page's codes hand out (None: a new one each time). Set it to the key the
+        # fake verifies JWTs with, and the App registered through the page can call the API.
+        self.manifest_pem: str | None = None
 
         self._last_id = 1_000_000
         self._runner: web.AppRunner | None = None
@@ -177,6 +188,8 @@ class FakeGitHub:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         app = web.Application(client_max_size=32 * 1024 * 1024)
+        # The web pages first: everything else is the REST API.
+        add_web_routes(app, self)
         app.router.add_route("*", "/{tail:.*}", self._serve)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -202,6 +215,13 @@ class FakeGitHub:
         if self._port is None:
             raise RuntimeError("start() the fake GitHub before using its URL or seeding it")
         return f"http://127.0.0.1:{self._port}{self.path_prefix}"
+
+    @property
+    def web_url(self) -> str:
+        """GitHub's web host (`GITHUB_URL`): the pages people are sent to, such as the manifest flow's."""
+        if self._port is None:
+            raise RuntimeError("start() the fake GitHub before using its URL")
+        return f"http://127.0.0.1:{self._port}"
 
     # ---------------------------------------------------------- small utilities
     def next_id(self) -> int:
@@ -607,6 +627,8 @@ class FakeGitHub:
         if self.fault_rate and self.random.random() < self.fault_rate:
             status, headers = self.random.choice(RANDOM_FAULTS)
             return Fault(None, status, 1, dict(headers), None, effect_applied=False)
+        if self.lost_answer_rate and self.random.random() < self.lost_answer_rate:
+            return Fault(None, 502, 1, {}, None, effect_applied=True)
         return None
 
     def _fault_reply(self, fault: Fault, identity: str, request_id: str) -> Reply:
@@ -672,6 +694,8 @@ class FakeGitHub:
         outcome = self._answer(request, raw_body, request_id)
         if self.latency:
             await asyncio.sleep(self.latency)
+        if self.slow_rate and self.random.random() < self.slow_rate:
+            await asyncio.sleep(self.slow_delay)
 
         reply = outcome.reply
         headers = CIMultiDict({"X-GitHub-Request-Id": request_id, "X-GitHub-Api-Version-Selected": "2022-11-28"})
