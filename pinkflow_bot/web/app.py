@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from ..runtime import Runtime
-from . import api, intake, setup
+from . import api, dashboard, intake, proposals_api, setup
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -33,5 +33,13 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/health", api.health)
     app.router.add_get("/api/deployments/status", api.deployment_status)
     app.router.add_get("/setup", setup.setup_page)
-    app.router.add_get("/", setup.home)
+    app.router.add_get("/setup/callback", setup.setup_callback)
+    app.router.add_get("/", dashboard.home)
+    app.router.add_get("/proposals/{proposal_id}", dashboard.proposal_page)
+    app.router.add_get("/api/proposals", proposals_api.list_proposals)
+    app.router.add_get("/api/proposals/{proposal_id}", proposals_api.get_proposal)
+    app.router.add_get("/api/stats", proposals_api.statistics)
+    app.router.add_get("/api/openapi.json", proposals_api.openapi_description)
+    app[setup.PENDING_STATES] = setup.PendingStates()
+    app[proposals_api.RATE_LIMITER] = proposals_api.SlidingWindowLimiter()
     return app

@@ -1,0 +1,81 @@
+"""Server-rendered HTML: one Jinja2 environment with autoescaping, and the headers every page gets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+from ..governance.durations import format_duration
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def utc(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def iso(moment: datetime | None) -> str:
+    return "" if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` if it is an http(s) address, else None: URLs from deliveries must never become `javascript:` links."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_environment.filters.update(utc=utc, iso=iso, duration=format_duration, web_url=web_url)
+
+
+def render(
+    template: str,
+    *,
+    status: int = 200,
+    form_targets: tuple[str, ...] = (),
+    private: bool = False,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> web.Response:
+    """A page from `templates/`. `form_targets` are the origins besides our own that its forms may post to."""
+    text = _environment.get_template(template).render(**context)
+    # No scripts at all; styles are inline in the page.
+    policy = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
+        f"frame-ancestors 'none'; form-action 'self' {' '.join(form_targets)}".strip()
+    )
+    page_headers = {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        # A signed link must not travel to preview sites in a Referer header.
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store" if private else "no-cache",
+    }
+    page_headers.update(headers or {})
+    return web.Response(text=text, status=status, content_type="text/html", headers=page_headers)
+
+
+def error_page(status: int, title: str, message: str, *, back_href: str = "/", back_label: str = "Back to the start page") -> web.Response:
+    return render(
+        "error.html", status=status, title=title, message=message, back_href=back_href, back_label=back_label, private=True
+    )

@@ -1,0 +1,253 @@
+"""Registration through GitHub's manifest flow, against the fake GitHub, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+from aiohttp.test_utils import TestClient, TestServer
+from dotenv import dotenv_values
+from sqlalchemy import select
+
+from pinkflow_bot.runtime import Runtime
+from pinkflow_bot.settings import Settings
+from pinkflow_bot.storage.models import Delivery
+from pinkflow_bot.web.app import create_app
+from tests import payloads
+
+PUBLIC_URL = "http://pinkflow.test"
+MANIFEST_FILE = Path(__file__).resolve().parents[1] / "app-manifest.yml"
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, method and named inputs."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attributes.get("action"), "method": attributes.get("method"), "inputs": {}})
+        elif tag == "input" and self.forms and attributes.get("name"):
+            self.forms[-1]["inputs"][attributes["name"]] = attributes.get("value")
+
+    def posting(self) -> dict:
+        [form] = [f for f in self.forms if f["method"] == "post"]
+        return form
+
+
+@pytest.fixture
+def env_file(tmp_path) -> Path:
+    return tmp_path / "app" / ".env"
+
+
+@pytest.fixture
+async def unregistered(tmp_path, fake_github, env_file):
+    """The App as `python app.py` starts it with no credentials."""
+    env_file.parent.mkdir()
+    settings = Settings.from_mapping(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}",
+            "GITHUB_API_URL": fake_github.url,
+            "GITHUB_URL": fake_github.web_url,
+            "PUBLIC_URL": PUBLIC_URL,
+            "LOG_FORMAT": "text",
+        },
+        env_file=env_file,
+    )
+    runtime = await Runtime.create(settings)
+    client = TestClient(TestServer(create_app(runtime)))
+    await client.start_server()
+    try:
+        yield client, runtime
+    finally:
+        await client.close()
+        await runtime.close()
+
+
+async def start_registration(client, **query) -> tuple[dict, str]:
+    """Opens the setup page; its posting form and the state cookie it set."""
+    response = await client.get("/setup", params=query)
+    assert response.status == 200, await response.text()
+    form = Forms(await response.text()).posting()
+    return form, response.cookies["pinkflow_setup_state"].value
+
+
+def state_of(form: dict) -> str:
+    [state] = parse_qs(urlsplit(form["action"]).query)["state"]
+    return state
+
+
+async def test_the_setup_page_explains_the_app_and_posts_its_manifest_to_github(unregistered, fake_github):
+    client, _ = unregistered
+    response = await client.get("/")
+    page = await response.text()
+    assert response.status == 200
+    assert "<h1>Set up pinkflow-bot</h1>" in page
+    assert "weighted vote" in page and "APP_ID" in page
+
+    response = await client.get("/setup")
+    form = Forms(await response.text()).posting()
+    state = state_of(form)
+    assert form["action"] == f"{fake_github.web_url}/settings/apps/new?state={state}"
+    assert len(state) >= 32
+    cookie = response.cookies["pinkflow_setup_state"]
+    assert cookie.value == state
+    assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/setup"
+
+    manifest = json.loads(form["inputs"]["manifest"])
+    declared = yaml.safe_load(MANIFEST_FILE.read_text())
+    assert manifest["hook_attributes"] == {"url": f"{PUBLIC_URL}/api/github/webhooks", "active": True}
+    assert manifest["redirect_url"] == f"{PUBLIC_URL}/setup/callback"
+    assert manifest["default_events"] == declared["default_events"]
+    assert manifest["default_permissions"] == declared["default_permissions"]
+    assert "${PUBLIC_URL}" not in form["inputs"]["manifest"]
+    # Every page load starts its own registration.
+    again, _ = await start_registration(client)
+    assert state_of(again) != state
+
+
+async def test_an_organisation_registers_the_app_on_its_own_settings_page(unregistered, fake_github):
+    client, _ = unregistered
+    form, _ = await start_registration(client, organization="octo-org")
+    assert form["action"].startswith(f"{fake_github.web_url}/organizations/octo-org/settings/apps/new?state=")
+
+    response = await client.get("/setup", params={"organization": "../../evil"})
+    assert response.status == 400
+    page = await response.text()
+    assert "not a GitHub organisation name" in page
+    assert Forms(page).posting()["action"].startswith(f"{fake_github.web_url}/settings/apps/new?state=")
+
+
+async def test_the_callback_stores_the_credentials_and_the_app_starts_working(
+    unregistered, fake_github, env_file, app_private_key, caplog
+):
+    client, runtime = unregistered
+    caplog.set_level(logging.DEBUG)
+    env_file.write_text('DATABASE_URL=sqlite+aiosqlite:///elsewhere.db\n# kept as it is\nAPP_ID=stale\nLOG_LEVEL=debug\n')
+    env_file.chmod(0o644)
+    form, _ = await start_registration(client)
+    credentials = fake_github.add_manifest_code("a1b2c3", pem=app_private_key)
+
+    response = await client.get(
+        "/setup/callback", params={"code": "a1b2c3", "state": state_of(form)}, allow_redirects=False
+    )
+    assert response.status == 302, await response.text()
+    assert response.headers["Location"] == f"{credentials['html_url']}/installations/new"
+
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    text = env_file.read_text()
+    assert "DATABASE_URL=sqlite+aiosqlite:///elsewhere.db\n# kept as it is\n" in text
+    assert "LOG_LEVEL=debug" in text and "stale" not in text
+    assert "\\n" in text.split("PRIVATE_KEY=", 1)[1].splitlines()[0]  # the key stays on one line
+    stored = dotenv_values(env_file)
+    assert stored["APP_ID"] == str(credentials["id"])
+    assert stored["WEBHOOK_SECRET"] == credentials["webhook_secret"]
+    assert stored["GITHUB_CLIENT_ID"] == credentials["client_id"]
+    assert stored["GITHUB_CLIENT_SECRET"] == credentials["client_secret"]
+    reloaded = Settings.load({}, env_file=env_file)
+    assert reloaded.configured and reloaded.private_key == app_private_key.strip() + "\n"
+    assert list(env_file.parent.iterdir()) == [env_file]  # no temporary file left behind
+
+    # Taken up at once: the worker runs and signed deliveries are accepted and handled.
+    health = await (await client.get("/api/health")).json()
+    assert health["worker"] == "running"
+    fake_github.add_installation(1, "octo-org")
+    fake_github.add_repo("octo-org/shop", installation_id=1)
+    delivery = payloads.pull_request("opened", repo="octo-org/shop", number=3, head_sha="a" * 40, author="alice")
+    body = delivery.body()
+    refused = await client.post(
+        "/api/github/webhooks", data=body, headers=delivery.headers("not-the-secret", body)
+    )
+    assert refused.status == 401
+    accepted = await client.post(
+        "/api/github/webhooks", data=body, headers=delivery.headers(credentials["webhook_secret"], body)
+    )
+    assert accepted.status == 202
+    await eventually_handled(runtime, delivery.delivery_id)
+
+    page = await (await client.get("/setup")).text()
+    assert "pinkflow-bot is set up" in page and 'href="/"' in page and "<form" not in page
+    dashboard = await client.get("/")
+    assert "<h1>Recent proposals</h1>" in await dashboard.text()
+
+    # The same link again is refused: a registration code and its state are good once.
+    replay = await client.get("/setup/callback", params={"code": "a1b2c3", "state": state_of(form)})
+    assert replay.status == 400
+    assert "not valid" in await replay.text()
+
+    for secret in (credentials["webhook_secret"], credentials["client_secret"], app_private_key.splitlines()[1]):
+        assert secret not in caplog.text
+        assert secret not in page
+
+
+async def eventually_handled(runtime: Runtime, delivery_id: str, *, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        async with runtime.sessions() as session:
+            status = await session.scalar(select(Delivery.status).where(Delivery.delivery_id == delivery_id))
+        if status == "done":
+            return
+        await asyncio.sleep(0.05)
+    async with runtime.sessions() as session:
+        error = await session.scalar(select(Delivery.error).where(Delivery.delivery_id == delivery_id))
+    raise AssertionError(f"delivery {delivery_id} not handled by the worker (status {status}: {error})")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unknown state", "state of another browser", "no cookie", "no code", "code GitHub refuses"],
+)
+async def test_a_callback_that_cannot_be_trusted_or_finished_answers_400_and_changes_nothing(
+    unregistered, fake_github, env_file, case
+):
+    client, runtime = unregistered
+    form, _ = await start_registration(client)
+    state = state_of(form)
+    fake_github.add_manifest_code("good-code")
+    params = {"code": "good-code", "state": state}
+    if case == "unknown state":
+        params["state"] = "made-up-state"
+    elif case == "state of another browser":
+        other, _ = await start_registration(client)  # the cookie now holds the other state
+    elif case == "no cookie":
+        client.session.cookie_jar.clear()
+    elif case == "no code":
+        del params["code"]
+    elif case == "code GitHub refuses":
+        params["code"] = "expired-code"
+
+    response = await client.get("/setup/callback", params=params, allow_redirects=False)
+    page = await response.text()
+    assert response.status == 400, page
+    assert response.content_type == "text/html"
+    assert "<h1>" in page and "Traceback" not in page
+    assert 'href="/setup"' in page
+    assert not env_file.exists()
+    assert not runtime.settings.configured
+    if case == "code GitHub refuses":
+        assert "GitHub did not accept" in page
+        assert [c.status for c in fake_github.calls_for("apps/create-from-manifest")] == [404]
+    else:
+        assert fake_github.calls_for("apps/create-from-manifest") == []
+
+
+async def test_an_existing_env_file_gets_mode_0600_even_when_it_was_readable(unregistered, fake_github, env_file):
+    client, _ = unregistered
+    env_file.write_text("PORT=3000\n")
+    env_file.chmod(0o666)
+    form, _ = await start_registration(client)
+    fake_github.add_manifest_code("c0de")
+    response = await client.get("/setup/callback", params={"code": "c0de", "state": state_of(form)}, allow_redirects=False)
+    assert response.status == 302
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert env_file.read_text().startswith("PORT=3000\n")
