@@ -116,30 +116,3 @@ class Runtime:
         )
         self.settings = settings
         self.start_worker()
-
-    async def apply_credentials(self, settings: Settings) -> None:
-        """Takes up credentials registered while running (the setup flow), without a restart.
-
-        Builds the GitHub client and the worker as `create` does and starts the worker;
-        the web app reads `settings` at request time, so intake accepts deliveries at once.
-        """
-        if not settings.configured:
-            raise ValueError("apply_credentials needs APP_ID, PRIVATE_KEY and WEBHOOK_SECRET")
-        if self.worker is not None:
-            raise RuntimeError("this App already has credentials; restart it to change them")
-        # The worker keeps the clock the rest of the App runs on (tests move it by hand).
-        clock = getattr(self.service, "_clock", utcnow)
-        if self.http is None:
-            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        auth = AppAuth(app_id=settings.app_id, private_key=settings.private_key)
-        self.github = GitHubApp(session=self.http, api_url=settings.github_api_url, auth=auth)
-        self.worker = Worker(
-            sessions=self.sessions,
-            service=self.service,
-            github=self.github,
-            router=router,
-            concurrency=settings.worker_concurrency,
-            clock=clock,
-        )
-        self.settings = settings
-        self.start_worker()

@@ -33,7 +33,6 @@ from . import objects
 from .routes import DOCS, ROUTES, ApiRequest, Auth, Reply, error
 from .spec import OpenApiSpec, Operation
 from .web import add_web_routes
-from .web import add_web_routes
 
 ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 SUPPORTED_API_VERSIONS = frozenset({"2022-11-28", "2026-03-10"})
@@ -180,11 +179,6 @@ class FakeGitHub:
         # The key that page's codes hand out (None: a new one each time). Set it to the key the
         # fake verifies JWTs with, and the App registered through the page can call the API.
         self.manifest_pem: str | None = None
-        # What the web page for creating an App from a manifest was sent, oldest first.
-        self.received_manifests: list[dict[str, Any]] = []
-        # The key that page's codes hand out (None: a new one each time). Set it to the key the
-        # fake verifies JWTs with, and the App registered through the page can call the API.
-        self.manifest_pem: str | None = None
 
         self._last_id = 1_000_000
         self._runner: web.AppRunner | None = None
@@ -221,13 +215,6 @@ class FakeGitHub:
         if self._port is None:
             raise RuntimeError("start() the fake GitHub before using its URL or seeding it")
         return f"http://127.0.0.1:{self._port}{self.path_prefix}"
-
-    @property
-    def web_url(self) -> str:
-        """GitHub's web host (`GITHUB_URL`): the pages people are sent to, such as the manifest flow's."""
-        if self._port is None:
-            raise RuntimeError("start() the fake GitHub before using its URL")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def web_url(self) -> str:
