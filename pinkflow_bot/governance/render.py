@@ -8,10 +8,12 @@ anyone or inject HTML; notes are written by the bot and shown as they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .config import CONFIG_PATH, CONFIG_REFERENCE, ConfigProblem
 from .decision import Outcome, proposal_blocker
 from .durations import format_duration
 from .permissions import Permission
@@ -536,3 +538,40 @@ def render_status_comment(view: ProposalView) -> str:
     tail = "\n\n".join(part for part in after if part)
     table = tally_table(view.tally, budget=max(MAX_COMMENT - len(head) - len(tail) - 10, 200))
     return _fit(f"{head}\n\n{table}\n\n{tail}", MAX_COMMENT)
+
+
+# --- An unusable configuration file -------------------------------------------------------
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+def render_config_error(problems: Sequence[ConfigProblem], *, path: str = CONFIG_PATH) -> CheckRunOutput:
+    """A failed check run saying what is wrong with the file and where, so it can be fixed.
+
+    Keys and messages can repeat what people wrote in the file, so they are escaped.
+    """
+    shown_path = escape_text(path, limit=200)
+    count = len(problems)
+    listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in problems[:MAX_PROBLEMS_SHOWN]]
+    if count > MAX_PROBLEMS_SHOWN:
+        listed.append(f"- … and {_plural(count - MAX_PROBLEMS_SHOWN, 'more problem')}")
+    summary = "\n\n".join(
+        [
+            f"Pinkflow cannot use {shown_path} from the repository's default branch "
+            f"({_plural(count, 'problem')}). **Nothing will be promoted until the file on the default "
+            "branch is fixed.** The file is only read from the default branch, so a pull request "
+            "cannot change the rules it is voted under.",
+            "\n".join(listed),
+        ]
+    )
+    text = (
+        "Every key is optional: keys left out take this installation's defaults. "
+        "The documented keys, with their built-in defaults:\n\n```yaml\n" + CONFIG_REFERENCE + "```"
+    )
+    return CheckRunOutput(
+        status="completed",
+        conclusion="failure",
+        title=clip(f"Invalid {path}: {_plural(count, 'problem')}", MAX_TITLE),
+        summary=_fit(summary, MAX_CHECK_TEXT),
+        text=_fit(text, MAX_CHECK_TEXT),
+    )

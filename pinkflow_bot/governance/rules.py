@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .permissions import Permission
 
@@ -82,6 +84,45 @@ def _check_weight(where: str, value: Any) -> int:
     return value
 
 
+# Plain http is only for a receiver on the same machine: anywhere else the signed
+# promotion request (and whatever the receiver answers) would cross the network in clear.
+_LOCAL_HOSTS = frozenset({"localhost"})
+
+
+def webhook_url_problem(url: Any) -> str | None:
+    """Why `url` cannot receive promotion webhooks, in words for the configuration's
+    author; None when it can (https, or http to this machine, without credentials)."""
+    if not isinstance(url, str) or not url.strip():
+        return "must be an https URL"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "must be a URL without spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a URL that can be read"
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host:
+        return "must be an https URL, such as https://deploy.example.com/pinkflow"
+    if parts.username is not None or parts.password is not None:
+        # The request is signed with PROMOTION_WEBHOOK_SECRET; a password in the URL would
+        # be shown wherever the rules are.
+        return "must not contain a user name or password"
+    if scheme == "http" and not _is_local_host(host):
+        return "must use https (plain http is only accepted for localhost and 127.0.0.1)"
+    return None
+
+
+def _is_local_host(host: str) -> bool:
+    if host.lower() in _LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _as_permission(value: Permission | str, where: str) -> Permission:
     if isinstance(value, Permission):
         return value
@@ -120,6 +161,7 @@ class Rules:
     auto_promote: bool = False
     promote_permission: Permission = Permission.WRITE
     allow_force: bool = False
+    promote_webhook_url: str | None = None
 
     def __post_init__(self) -> None:
         def set_(name: str, value: Any) -> None:
@@ -151,6 +193,10 @@ class Rules:
             raise ValueError("environments.production must name an environment")
         if not isinstance(self.preview_health_path, str) or not self.preview_health_path.startswith("/"):
             raise ValueError(f"preview_health.path must start with '/', not {self.preview_health_path!r}")
+        if self.promote_webhook_url is not None:
+            problem = webhook_url_problem(self.promote_webhook_url)
+            if problem is not None:
+                raise ValueError(f"promote.webhook_url {problem}")
 
         min_permission = _as_permission(self.min_permission, "voters.min_permission")
         promote_permission = _as_permission(self.promote_permission, "promote.permission")
@@ -208,6 +254,7 @@ class Rules:
                 "auto": self.auto_promote,
                 "permission": self.promote_permission.label,
                 "allow_force": self.allow_force,
+                "webhook_url": self.promote_webhook_url,
             },
         }
 
@@ -243,6 +290,7 @@ class Rules:
             auto_promote=promote.get("auto", defaults.auto_promote),
             promote_permission=promote.get("permission", defaults.promote_permission),
             allow_force=promote.get("allow_force", defaults.allow_force),
+            promote_webhook_url=promote.get("webhook_url", defaults.promote_webhook_url),
         )
 
 
