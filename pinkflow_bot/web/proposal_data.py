@@ -114,21 +114,26 @@ class Statistics:
 
 
 async def public_statistics(session) -> Statistics:
-    """The Pinkflow metrics over public proposals: counts in SQL, medians over bounded rows in Python."""
+    """The Pinkflow metrics over public proposals: counts in SQL, medians over bounded rows in Python.
+
+    The approval rate counts proposals by their current outcome (a passed vote may still
+    be open until its deadline); the time to decision counts those with a decision time.
+    """
     by_state = await reports.public_counts_by_state(session)
     decisions = await reports.public_decisions(session, states=DECIDED_STATES)
     voters = await reports.public_voters_per_proposal(session)
     promotions = await reports.public_promotion_counts_by_state(session)
 
-    approved = sum(1 for state, _, _ in decisions if state in APPROVED_STATES)
-    durations: Sequence[float] = [(decided - opened).total_seconds() for _, opened, decided in decisions]
+    decided = sum(by_state.get(state, 0) for state in DECIDED_STATES)
+    approved = sum(by_state.get(state, 0) for state in APPROVED_STATES)
+    durations: Sequence[float] = [(decided_at - opened).total_seconds() for _, opened, decided_at in decisions]
     succeeded = sum(promotions.get(state, 0) for state in PROMOTION_SUCCEEDED)
     failed = sum(promotions.get(state, 0) for state in PROMOTION_FAILED)
     return Statistics(
         proposals=sum(by_state.values()),
         by_state=dict(sorted(by_state.items())),
-        decided=len(decisions),
-        approval_rate=_percent(approved, len(decisions)),
+        decided=decided,
+        approval_rate=_percent(approved, decided),
         average_voters=round(statistics.fmean(voters), 2) if voters else None,
         median_voters=float(statistics.median(voters)) if voters else None,
         median_time_to_decision=timedelta(seconds=statistics.median(durations)) if durations else None,
