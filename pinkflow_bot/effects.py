@@ -24,7 +24,19 @@ from .governance.render import (
 )
 from .logs import log_context
 from .retries import PermanentFailure, plan_retry
-from .services import GovernanceService, proposal_rules, proposal_tally, utcnow
+from .governance.commands import parse_commands
+from .governance.permissions import Permission
+from .handlers.context import is_bot
+from .services import (
+    VOTE_CHOICES,
+    CommentFacts,
+    GovernanceService,
+    PullRequestFacts,
+    Voter,
+    proposal_rules,
+    proposal_tally,
+    utcnow,
+)
 from .storage import outbox
 from .storage import proposals as queries
 from .storage.models import Effect, Proposal
@@ -61,6 +73,7 @@ async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datet
             forced=promotion.forced,
         ),
         notes=tuple(proposal.notes or ()),
+        superseded_by=proposal.superseded_by,
     )
 
 
@@ -266,6 +279,69 @@ class EffectRunner:
                 return
             deployment_id = created["id"]
         await self._service.record_promotion_result(proposal_id=proposal.id, deployment_id=deployment_id)
+
+    async def _rebuild(self, effect: Effect) -> None:
+        """What GitHub shows of a pull request, read again: its head and state, a preview
+        whose success was never heard of, and votes from comments whose webhooks were lost."""
+        repo_full_name, number = effect.payload["repo"], effect.payload["number"]
+        owner, repo = repo_full_name.split("/", 1)
+        gh = await self._client(effect)
+        pull = await gh.getitem(f"/repos/{owner}/{repo}/pulls/{number}")
+        facts = PullRequestFacts(number=number, head_sha=pull["head"]["sha"], author=pull["user"]["login"])
+        if pull["state"] == "open":
+            await self._open_missed_proposal(gh, effect, pull, facts)
+        comments = []
+        async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"):
+            commands = tuple(c for c in parse_commands(comment.get("body")) if c.kind in VOTE_CHOICES)
+            user = comment.get("user") or {}
+            if not commands or not user.get("login"):
+                continue
+            bot = is_bot(user)
+            permission = Permission.NONE if bot else await self._github.permission(
+                gh, repo_full_name=repo_full_name, login=user["login"], installation_id=effect.installation_id
+            )
+            comments.append(
+                CommentFacts(
+                    comment_id=comment["id"],
+                    created_at=datetime.fromisoformat(comment["created_at"].replace("Z", "+00:00")),
+                    voter=Voter(login=user["login"], is_bot=bot, permission=permission),
+                    author_is_bot=bot,
+                    commands=commands,
+                )
+            )
+        await self._service.apply_rebuild(
+            installation_id=effect.installation_id,
+            repo_full_name=repo_full_name,
+            pull=facts,
+            pull_state=pull["state"],
+            comments=comments,
+        )
+
+    async def _open_missed_proposal(self, gh, effect: Effect, pull: dict[str, Any], facts: PullRequestFacts) -> None:
+        repo_full_name = effect.payload["repo"]
+        async with self._sessions() as session:
+            existing = await queries.proposal_at(
+                session, repo_full_name=repo_full_name, pr_number=facts.number, head_sha=facts.head_sha
+            )
+        if existing is not None:
+            return
+        owner, repo = repo_full_name.split("/", 1)
+        async for deployment in gh.getiter(f"/repos/{owner}/{repo}/deployments?sha={facts.head_sha}&per_page=100"):
+            if not self._service.is_preview(repo_full_name, deployment.get("environment")):
+                continue
+            statuses = await gh.getitem(f"/repos/{owner}/{repo}/deployments/{deployment['id']}/statuses?per_page=1")
+            if statuses and statuses[0].get("state") == "success":
+                await self._service.open_proposal(
+                    None,
+                    installation_id=effect.installation_id,
+                    repo_full_name=repo_full_name,
+                    repo_private=bool(pull["base"]["repo"].get("private")),
+                    pull=facts,
+                    preview_deployment_id=deployment["id"],
+                    preview_url=statuses[0].get("environment_url") or statuses[0].get("target_url") or None,
+                    environment=deployment.get("environment"),
+                )
+                return
 
     async def _find_deployment(self, gh, proposal: Proposal, *, environment: str) -> int | None:
         owner, repo = proposal.repo_full_name.split("/", 1)

@@ -52,6 +52,17 @@ class Voter:
 
 
 @dataclass(frozen=True)
+class CommentFacts:
+    """A pull request comment as GitHub lists it, with its author's permission looked up."""
+
+    comment_id: int
+    created_at: datetime
+    voter: Voter
+    author_is_bot: bool
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
 class PullRequestFacts:
     """What a proposal needs to know of its pull request."""
 
@@ -159,9 +170,11 @@ class GovernanceService:
                 if state != "open":
                     await self._end(session, proposal, state="cancelled", actor=author, detail="pull request closed", now=now)
                 elif proposal.head_sha != head_sha:
-                    await self._end(
-                        session, proposal, state="superseded", actor=author, detail=f"superseded by {head_sha}", now=now
-                    )
+                    await self._supersede(session, proposal, by=head_sha, actor=author, now=now)
+
+    async def _supersede(self, session: AsyncSession, proposal: Proposal, *, by: str, actor: str, now: datetime) -> None:
+        proposal.superseded_by = by
+        await self._end(session, proposal, state="superseded", actor=actor, detail=f"superseded by {by}", now=now)
 
     async def _end(self, session: AsyncSession, proposal: Proposal, *, state: str, actor: str, detail: str, now: datetime) -> None:
         proposal.state = state
@@ -213,7 +226,7 @@ class GovernanceService:
                     await self._enqueue_sync(session, proposal, now=now)
                 return proposal.id
             for older in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
-                await self._end(session, older, state="superseded", actor="pinkflow", detail=f"superseded by {pull.head_sha}", now=now)
+                await self._supersede(session, older, by=pull.head_sha, actor="pinkflow", now=now)
             proposal = Proposal(
                 installation_id=installation_id,
                 repo_full_name=repo_full_name,
@@ -245,6 +258,7 @@ class GovernanceService:
         self,
         delivery: DeliveryRef | None,
         *,
+        installation_id: int | None,
         repo_full_name: str,
         pr_number: int,
         comment_id: int,
@@ -264,17 +278,16 @@ class GovernanceService:
                         session,
                         kind="post_comment",
                         now=now,
-                        installation_id=proposal.installation_id if proposal else None,
+                        installation_id=installation_id,
                         payload={"repo": repo_full_name, "number": pr_number, "body": HELP_TEXT},
                     )
                     counted = True
-                    continue
-                if proposal is None:
-                    refused = True
-                    continue
-                if command.kind is CommandKind.STATUS:
-                    await self._enqueue_sync(session, proposal, now=now)
+                elif command.kind is CommandKind.STATUS:
+                    # Read the pull request and its comments again: a missed webhook is made good.
+                    await self._enqueue_rebuild(session, installation_id, repo_full_name, pr_number, now=now)
                     counted = True
+                elif proposal is None:
+                    refused = True
                 elif command.kind in VOTE_CHOICES:
                     accepted = await self._cast(session, proposal, voter=voter, command=command, comment_id=comment_id, now=now)
                     counted, refused = counted or accepted, refused or not accepted
@@ -283,7 +296,6 @@ class GovernanceService:
                     counted, refused = counted or accepted, refused or not accepted
             if proposal is not None:
                 await self._settle(session, proposal, now=now)
-            installation_id = proposal.installation_id if proposal else None
             for content, wanted in (("+1", counted), ("confused", refused)):
                 if wanted:
                     await outbox.enqueue_effect(
@@ -295,17 +307,27 @@ class GovernanceService:
                     )
 
     async def _cast(
-        self, session: AsyncSession, proposal: Proposal, *, voter: Voter, command: Command, comment_id: int, now: datetime
+        self,
+        session: AsyncSession,
+        proposal: Proposal,
+        *,
+        voter: Voter,
+        command: Command,
+        comment_id: int,
+        now: datetime,
+        explain_refusal: bool = True,
     ) -> bool:
         rules = proposal_rules(proposal)
         if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
-            await self._note(session, proposal, f"@{voter.login}: voting has closed; the vote was not counted", now=now)
-            return False
-        refusal = vote_refusal(
-            voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
-        )
+            refusal = "voting has closed; the vote was not counted"
+        else:
+            refusal = vote_refusal(
+                voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
+            )
+            refusal = None if refusal is None else f"not counted: {refusal}"
         if refusal is not None:
-            await self._note(session, proposal, f"@{voter.login}: not counted: {refusal}", now=now)
+            if explain_refusal:
+                await self._note(session, proposal, f"@{voter.login}: {refusal}", now=now)
             return False
         choice = VOTE_CHOICES[command.kind]
         weight = weight_for(login=voter.login, permission=voter.permission, teams=voter.teams, rules=rules)
@@ -470,13 +492,83 @@ class GovernanceService:
                 await self._promote(session, proposal, requester=automatic, force=False, now=now)
 
     async def refresh(self, delivery: DeliveryRef | None, *, proposal_id: int) -> None:
-        """Makes the check run and comment show the stored state again (`/status`, Re-run)."""
+        """The check run's Re-run: rebuild from GitHub, then show the stored state again."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             proposal = await queries.locked_proposal(session, proposal_id)
             if proposal is not None:
+                await self._enqueue_rebuild(
+                    session, proposal.installation_id, proposal.repo_full_name, proposal.pr_number, now=now
+                )
                 await self._settle(session, proposal, now=now)
                 await self._enqueue_sync(session, proposal, now=now)
+
+    async def _enqueue_rebuild(
+        self, session: AsyncSession, installation_id: int | None, repo_full_name: str, pr_number: int, *, now: datetime
+    ) -> None:
+        await outbox.enqueue_effect(
+            session,
+            kind="rebuild",
+            now=now,
+            installation_id=installation_id,
+            payload={"repo": repo_full_name, "number": pr_number},
+        )
+
+    async def apply_rebuild(
+        self,
+        *,
+        installation_id: int | None,
+        repo_full_name: str,
+        pull: PullRequestFacts,
+        pull_state: str,
+        comments: Sequence[CommentFacts],
+    ) -> None:
+        """Brings the stored proposal in line with what GitHub shows: the pull request's head
+        and state, and votes from comments whose webhooks never arrived. Idempotent."""
+        now = self._clock()
+        async with self._transaction(None) as session:
+            stored = await queries.pull_request(session, repo_full_name=repo_full_name, number=pull.number)
+            if stored is None:
+                stored = PullRequest(repo_full_name=repo_full_name, number=pull.number, status_comment_id=None)
+                session.add(stored)
+            stored.installation_id, stored.head_sha, stored.author = installation_id, pull.head_sha, pull.author
+            stored.state, stored.updated_at = pull_state, now
+            for proposal in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
+                if pull_state != "open":
+                    await self._end(session, proposal, state="cancelled", actor="pinkflow", detail="pull request closed", now=now)
+                elif proposal.head_sha != pull.head_sha:
+                    await self._supersede(session, proposal, by=pull.head_sha, actor="pinkflow", now=now)
+            proposal = await queries.current_proposal(
+                session, repo_full_name=repo_full_name, pr_number=pull.number, for_update=True
+            )
+            if proposal is None or proposal.head_sha != pull.head_sha:
+                return
+            latest_comment = await queries.latest_comment_per_voter(session, proposal_id=proposal.id)
+            for comment in sorted(comments, key=lambda c: c.comment_id):
+                if comment.created_at < proposal.opened_at or comment.author_is_bot:
+                    continue
+                # A comment already counted, or older than one that was, changes nothing.
+                if comment.comment_id <= latest_comment.get(comment.voter.login.lower(), 0):
+                    continue
+                votes = [c for c in comment.commands if c.kind in VOTE_CHOICES]
+                accepted = [
+                    await self._cast(
+                        session, proposal, voter=comment.voter, command=c, comment_id=comment.comment_id, now=now,
+                        explain_refusal=False,
+                    )
+                    for c in votes
+                ]
+                if any(accepted):
+                    latest_comment[comment.voter.login.lower()] = comment.comment_id
+                    session.add(
+                        AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="recovered vote", detail=f"comment {comment.comment_id}", at=now)
+                    )
+                    await outbox.enqueue_effect(
+                        session, kind="react", now=now, installation_id=installation_id,
+                        payload={"repo": repo_full_name, "comment_id": comment.comment_id, "content": "+1"},
+                    )
+            await self._settle(session, proposal, now=now)
+            await self._enqueue_sync(session, proposal, now=now)
 
     async def close_due_proposals(self, *, limit: int = 100) -> int:
         """Closes voting periods that have ended, including those that ended while the App was down."""

@@ -58,6 +58,7 @@ def upgrade() -> None:
     sa.Column('preview_url', sa.Text(), nullable=True),
     sa.Column('environment', sa.String(length=255), nullable=True),
     sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('superseded_by', sa.String(length=64), nullable=True),
     sa.Column('rules', sa.JSON(), nullable=False),
     sa.Column('opened_at', sa.DateTime(), nullable=False),
     sa.Column('closes_at', sa.DateTime(), nullable=False),

@@ -84,6 +84,7 @@ class ProposalView:
     details_url: str | None = None
     notes: tuple[str, ...] = ()
     health: HealthView | None = None
+    superseded_by: str | None = None  # the newer head SHA, for a superseded proposal
 
     def __post_init__(self) -> None:
         if self.state not in PROPOSAL_STATES:
@@ -278,7 +279,7 @@ def _title(view: ProposalView) -> str:
     if view.state == "expired":
         return f"Expired: {t.total} of {rules.min_votes} votes, quorum not met"
     if view.state == "superseded":
-        return "Superseded by a newer commit"
+        return f"Superseded by {view.superseded_by[:7]}" if view.superseded_by else "Superseded by a newer commit"
     return "Cancelled: the pull request was closed"
 
 
@@ -323,7 +324,8 @@ def _decision_sentence(view: ProposalView) -> str:
             "This preview will not be promoted."
         )
     if view.state == "superseded":
-        return "A newer commit was pushed; voting continues on its preview. Votes here no longer count."
+        newer = f"Commit `{view.superseded_by}`" if view.superseded_by else "A newer commit"
+        return f"Superseded by a newer commit: {newer} was pushed; voting continues on its preview. Votes here no longer count."
     return "The pull request was closed, so this vote is over."
 
 

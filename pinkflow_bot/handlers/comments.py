@@ -31,6 +31,7 @@ async def comment_created(event: sansio.Event, gh, ctx: HandlerContext) -> None:
         )
     await ctx.service.apply_commands(
         ctx.delivery,
+        installation_id=ctx.installation_id,
         repo_full_name=repo,
         pr_number=issue["number"],
         comment_id=comment["id"],

@@ -130,6 +130,7 @@ class Proposal(Base):
     environment: Mapped[str | None] = mapped_column(String(255))
     # voting, passed, rejected, expired, superseded, cancelled, promoted
     state: Mapped[str] = mapped_column(String(20), default="voting")
+    superseded_by: Mapped[str | None] = mapped_column(String(64))
     rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)

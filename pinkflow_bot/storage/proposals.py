@@ -90,6 +90,16 @@ async def ballots(session: AsyncSession, *, proposal_id: int) -> list[Ballot]:
     return list(rows)
 
 
+async def latest_comment_per_voter(session: AsyncSession, *, proposal_id: int) -> dict[str, int]:
+    """For each voter (lower-cased), the newest comment whose vote was recorded."""
+    rows = await session.execute(
+        select(func.lower(Ballot.voter), func.max(Ballot.comment_id))
+        .where(Ballot.proposal_id == proposal_id, Ballot.comment_id.is_not(None))
+        .group_by(func.lower(Ballot.voter))
+    )
+    return {voter: comment_id for voter, comment_id in rows.all()}
+
+
 async def promotion(session: AsyncSession, *, proposal_id: int) -> Promotion | None:
     return await session.scalar(select(Promotion).where(Promotion.proposal_id == proposal_id))
 
