@@ -66,6 +66,7 @@ SECTIONS = {
 PERMISSION_NAMES = tuple(level.label for level in sorted(Permission, reverse=True) if level >= Permission.READ)
 
 _YAML = "tag:yaml.org,2002:"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a new line
 _DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*[smhd]\s*)+", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
 _BARE_SECONDS = re.compile(r"\s*\d+(?:\.\d+)?\s*")
@@ -208,7 +209,7 @@ def _compose(text: str) -> tuple[Node | None, list[ConfigProblem]]:
         detail = ", ".join(part for part in (error.context, error.problem) if part) or "unreadable YAML"
         return None, [ConfigProblem("", line, f"YAML syntax error: {detail}")]
     except yaml.reader.ReaderError as error:
-        line = text.count("\n", 0, error.position) + 1
+        line = len(_LINE_BREAK.findall(text, 0, error.position)) + 1
         return None, [ConfigProblem("", line, f"contains a character YAML does not allow (#x{error.character:04x})")]
     except yaml.YAMLError as error:
         return None, [ConfigProblem("", None, f"YAML error: {error}")]

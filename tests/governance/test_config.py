@@ -488,7 +488,7 @@ def test_any_text_gives_rules_or_located_problems_and_nothing_else(text):
     if isinstance(outcome, Rules):
         return
     assert outcome, "a ConfigError always says what is wrong"
-    line_count = text.count("\n") + 1
+    line_count = len(re.findall("\r\n|[\r\n\x85\u2028\u2029]", text)) + 1  # YAML's line breaks
     for problem in outcome:
         assert problem.message
         assert problem.line is None or 1 <= problem.line <= line_count + 1
