@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import quote
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import gidgethub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .github.client import GitHubApp
+from .governance.commands import parse_commands
+from .governance.permissions import Permission
 from .governance.render import (
     CHECK_RUN_NAME,
     STATUS_MARKER,
-    ProposalView,
     PromotionView,
+    ProposalView,
     render_check_run,
     render_status_comment,
 )
+from .handlers.context import is_bot
 from .logs import log_context
 from .retries import PermanentFailure, plan_retry
-from .governance.commands import parse_commands
-from .governance.permissions import Permission
-from .handlers.context import is_bot
 from .services import (
     VOTE_CHOICES,
     CommentFacts,
@@ -39,6 +39,7 @@ from .services import (
 )
 from .storage import outbox
 from .storage import proposals as queries
+from .storage.database import write_transaction
 from .storage.models import Effect, Proposal
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class EffectRunner:
         """Claims and performs the due effects; returns how many were taken. Without
         `coalesce`, edits are not held back to gather a burst (for draining at once)."""
         interval = outbox.CONVERGE_INTERVAL if coalesce else timedelta(0)
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             claimed = await outbox.claim_due_effects(
                 session, now=self._clock(), lease=EFFECT_LEASE, limit=limit, converge_interval=interval
             )
@@ -113,17 +114,17 @@ class EffectRunner:
                     log.exception("effect raised")
                 if plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS:
                     log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
-                    async with self._sessions() as session, session.begin():
+                    async with write_transaction(self._sessions) as session:
                         await outbox.retry_effect(session, effect, now=self._clock(), delay=plan.delay, error=plan.reason)
                 else:
                     log.warning("effect failed for good", extra={"error": plan.reason})
-                    async with self._sessions() as session, session.begin():
+                    async with write_transaction(self._sessions) as session:
                         await outbox.fail_effect(session, effect, now=self._clock(), error=plan.reason)
                     await self._service.record_effect_failure(
                         proposal_id=effect.proposal_id, kind=effect.kind, error=plan.reason
                     )
             else:
-                async with self._sessions() as session, session.begin():
+                async with write_transaction(self._sessions) as session:
                     await outbox.complete_effect(session, effect, now=self._clock())
 
     async def _client(self, effect: Effect):
@@ -163,7 +164,7 @@ class EffectRunner:
             await gh.patch(f"/repos/{owner}/{repo}/check-runs/{check_run_id}", data=body)
         completed = output.status == "completed"
         if (proposal.check_run_id, proposal.check_run_completed) != (check_run_id, completed):
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 stored = await session.get(Proposal, proposal.id)
                 stored.check_run_id = check_run_id
                 stored.check_run_completed = completed
@@ -201,7 +202,7 @@ class EffectRunner:
         else:
             await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
         if pull is not None and pull.status_comment_id != comment_id:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 stored = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
                 stored.status_comment_id = comment_id
 

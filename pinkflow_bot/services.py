@@ -21,7 +21,15 @@ from .governance.tally import Choice, Tally, tally
 from .settings import Settings
 from .storage import inbox, outbox
 from .storage import proposals as queries
-from .storage.models import AuditEvent, Ballot, Installation, Promotion, Proposal, PullRequest
+from .storage.database import write_transaction
+from .storage.models import (
+    AuditEvent,
+    Ballot,
+    Installation,
+    Promotion,
+    Proposal,
+    PullRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +131,7 @@ class GovernanceService:
 
     @asynccontextmanager
     async def _transaction(self, delivery: DeliveryRef | None) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             yield session
             if delivery is not None and not delivery.finished:
                 await inbox.finish_delivery(session, seq=delivery.seq, now=self._clock())

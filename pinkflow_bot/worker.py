@@ -12,12 +12,13 @@ from gidgethub import routing, sansio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .effects import EffectRunner
-from .retries import plan_retry
 from .github.client import GitHubApp
 from .handlers.context import HandlerContext
 from .logs import log_context
+from .retries import plan_retry
 from .services import DeliveryRef, GovernanceService, utcnow
 from .storage import inbox
+from .storage.database import write_transaction
 from .storage.models import Delivery
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Worker:
 
     async def process_next_delivery(self) -> bool:
         """Claims one delivery and handles it; False when none is ready."""
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             delivery = await inbox.claim_next_delivery(session, now=self._clock(), lease=DELIVERY_LEASE)
         if delivery is None:
             return False
@@ -164,7 +165,7 @@ class Worker:
             except Exception as error:
                 plan = plan_retry(error, attempt=delivery.attempts)
                 log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
-                async with self._sessions() as session, session.begin():
+                async with write_transaction(self._sessions) as session:
                     await inbox.fail_delivery(
                         session, seq=delivery.seq, now=self._clock(), error=plan.reason, retry_in=plan.delay,
                         give_up=not plan.retry,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -18,16 +25,37 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# Execution options of a transaction that will write: on SQLite it takes the write lock at
+# BEGIN, so what it reads cannot change under it before it writes (PostgreSQL locks rows).
+WRITE = {"sqlite_begin": "IMMEDIATE"}
+
+
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     if is_sqlite(url):
         # One writer at a time: waiting for the lock beats failing with "database is locked".
         engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **options)
 
 
+@asynccontextmanager
+async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in a transaction that writes; committed at the end of the block."""
+    async with sessions() as session, session.begin():
+        await session.connection(execution_options=WRITE)
+        yield session
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # The driver's own transaction handling is off (see _sqlite_pragmas): BEGIN is ours.
+    connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Reads then run inside the transaction too (the driver would begin only at the first write).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers (dashboard, API) run while the worker writes; FULL makes each
     # acknowledged delivery survive a power cut, not only a crash of the process.

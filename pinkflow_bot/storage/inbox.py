@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -139,3 +139,16 @@ async def fail_delivery(
         delivery.status = "processing"
         # Keeping the lease until the retry time holds back later deliveries of the same pull request.
         delivery.lease_until = now + retry_in
+
+
+async def backlog(session: AsyncSession) -> tuple[int, datetime | None, int]:
+    """Deliveries not yet handled, when the oldest of them arrived, and how many were parked."""
+    waiting, oldest = (
+        await session.execute(
+            select(func.count(), func.min(Delivery.received_at)).where(Delivery.status.in_(("pending", "processing")))
+        )
+    ).one()
+    failed = await session.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "failed"))
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return waiting, oldest, failed or 0

@@ -136,5 +136,11 @@ async def fail_effect(session: AsyncSession, effect: Effect, *, now: datetime, e
     )
 
 
-async def pending_effect_count(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).select_from(Effect).where(Effect.status.in_(("pending", "processing")))) or 0
+async def backlog(session: AsyncSession) -> tuple[int, int]:
+    """Effects still to deliver, and effects that failed for good."""
+    rows = dict(
+        (await session.execute(
+            select(Effect.status, func.count()).where(Effect.status.in_(("pending", "processing", "failed"))).group_by(Effect.status)
+        )).all()
+    )
+    return rows.get("pending", 0) + rows.get("processing", 0), rows.get("failed", 0)

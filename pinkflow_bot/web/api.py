@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 
 from aiohttp import web
 
 from ..services import proposal_rules, proposal_tally
+from ..storage import inbox, outbox
 from ..storage import proposals as queries
 from ..storage.database import ping
 from ..storage.models import Proposal
@@ -14,12 +16,24 @@ from .keys import RUNTIME
 
 
 async def health(request: web.Request) -> web.Response:
+    """Ready when the database answers and the worker runs; the backlog says how far behind."""
     runtime = request.app[RUNTIME]
-    checks: dict[str, str] = {}
+    checks: dict[str, object] = {}
     healthy = True
     try:
-        await ping(runtime.engine)
+        await asyncio.wait_for(ping(runtime.engine), timeout=5)
+        async with runtime.sessions() as session:
+            waiting, oldest, parked = await inbox.backlog(session)
+            effects_waiting, effects_failed = await outbox.backlog(session)
         checks["database"] = "ok"
+        now = datetime.now(timezone.utc)
+        checks["backlog"] = {
+            "pending_deliveries": waiting,
+            "oldest_pending_delivery_age_s": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+            "failed_deliveries": parked,
+            "pending_effects": effects_waiting,
+            "failed_effects": effects_failed,
+        }
     except Exception as error:  # any failure to reach the database means not ready
         checks["database"] = f"unreachable: {type(error).__name__}"
         healthy = False

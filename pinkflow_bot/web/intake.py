@@ -10,6 +10,7 @@ from aiohttp import web
 from gidgethub import ValidationFailure, sansio
 
 from ..storage import inbox
+from ..storage.database import write_transaction
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     installation = event.data.get("installation")
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     action = event.data.get("action")
-    async with runtime.sessions() as session, session.begin():
+    async with write_transaction(runtime.sessions) as session:
         stored = await inbox.store_delivery(
             session,
             delivery_id=delivery_id,
