@@ -162,9 +162,7 @@ class FakeVercel:
             body = None
         route, params = self._route(request)
         response = await self._answer(request, route, params, body)
-        self.calls.append(
-            VercelCall(request.method, route, request.path, dict(request.query), body, response.status)
-        )
+        self.calls.append(VercelCall(request.method, route, request.path, dict(request.query), body, response.status))
         return response
 
     def _route(self, request: web.Request) -> tuple[str | None, list[str]]:
@@ -231,10 +229,14 @@ class FakeVercel:
             return _error(400, "bad_request", "Invalid request: missing required property `name`.")
         unknown = set(body) - CREATE_DEPLOYMENT_KEYS
         if unknown:
-            return _error(400, "bad_request", f"Invalid request: should NOT have additional property `{sorted(unknown)[0]}`.")
+            return _error(
+                400, "bad_request", f"Invalid request: should NOT have additional property `{sorted(unknown)[0]}`."
+            )
         meta = body.get("meta") or {}
         if not isinstance(meta, dict) or not all(isinstance(v, str) and len(v) <= 256 for v in meta.values()):
-            return _error(400, "bad_request", "Invalid request: `meta` values must be strings of at most 256 characters.")
+            return _error(
+                400, "bad_request", "Invalid request: `meta` values must be strings of at most 256 characters."
+            )
         if body.get("target") not in (None, "production", "staging", "preview"):
             return _error(400, "bad_request", "Invalid request: `target` must be production, staging or preview.")
         source = self.deployments.get(body.get("deploymentId") or "")
@@ -281,7 +283,9 @@ class FakeVercel:
             }
             for d in found[:limit]
         ]
-        return web.json_response({"deployments": listed, "pagination": {"count": len(listed), "next": None, "prev": None}})
+        return web.json_response(
+            {"deployments": listed, "pagination": {"count": len(listed), "next": None, "prev": None}}
+        )
 
     def _promote(self, request: web.Request, params: list[str], body: Any) -> web.Response:
         project_id, deployment_id = params

@@ -47,7 +47,9 @@ def world(fake_github: FakeGitHub) -> FakeGitHub:
 @pytest.fixture
 async def provider(world: FakeGitHub, app_private_key: str) -> AsyncIterator[GitHubDeploymentProvider]:
     async with aiohttp.ClientSession() as session:
-        app = GitHubApp(session=session, api_url=world.url, auth=AppAuth(app_id=str(APP_ID), private_key=app_private_key))
+        app = GitHubApp(
+            session=session, api_url=world.url, auth=AppAuth(app_id=str(APP_ID), private_key=app_private_key)
+        )
         yield GitHubDeploymentProvider(await app.installation_client(1))
 
 
@@ -127,7 +129,10 @@ async def test_a_validation_failure_is_refused_with_githubs_reason(world: FakeGi
     world.fail(
         CREATE,
         status=422,
-        body={"message": "Conflict: Commit status checks failed for main.", "documentation_url": "https://docs.github.com"},
+        body={
+            "message": "Conflict: Commit status checks failed for main.",
+            "documentation_url": "https://docs.github.com",
+        },
     )
     with pytest.raises(PromotionRefused, match="422.*Commit status checks failed"):
         await provider.promote(REQUEST, attempt=1)

@@ -53,7 +53,11 @@ async def test_a_rejection_says_rejected(fake_github: FakeGitHub, gh):
         gh, repo_full_name=REPO, run_id=7, environment_name="Production", approved=False, comment="Vote rejected."
     )
     (review,) = fake_github.protection_reviews
-    assert (review["state"], review["environment_name"], review["comment"]) == ("rejected", "Production", "Vote rejected.")
+    assert (review["state"], review["environment_name"], review["comment"]) == (
+        "rejected",
+        "Production",
+        "Vote rejected.",
+    )
 
 
 async def test_a_long_comment_is_cut_to_a_size_github_takes(fake_github: FakeGitHub, gh):

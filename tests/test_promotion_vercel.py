@@ -88,7 +88,9 @@ async def test_a_lost_answer_then_a_retry_creates_no_second_production_deploymen
     session, vercel: FakeVercel, project, preview
 ):
     # Another proposal's production deployment must not be taken for this one's.
-    vercel.add_deployment(project, url="web-older-acme.vercel.app", target="production", meta={"pinkflowProposalId": "16"})
+    vercel.add_deployment(
+        project, url="web-older-acme.vercel.app", target="production", meta={"pinkflowProposalId": "16"}
+    )
     vercel.fail("create-deployment", status=504, effect_applied=True)
     with pytest.raises(PromotionUnavailable, match="504"):
         await provider_for(session, vercel).promote(request_for(), attempt=1)
@@ -132,7 +134,9 @@ async def test_a_staged_production_build_is_promoted_without_a_rebuild(session, 
 
 
 async def test_a_staged_promotion_whose_answer_was_lost_is_not_sent_again(session, vercel: FakeVercel, project):
-    staged = vercel.add_deployment(project, url="web-staged-acme.vercel.app", target="production", ready_substate="STAGED")
+    staged = vercel.add_deployment(
+        project, url="web-staged-acme.vercel.app", target="production", ready_substate="STAGED"
+    )
     vercel.fail("promote", status=502, effect_applied=True)
     with pytest.raises(PromotionUnavailable):
         await provider_for(session, vercel).promote(request_for("https://web-staged-acme.vercel.app"), attempt=1)

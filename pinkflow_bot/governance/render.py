@@ -554,7 +554,8 @@ def render_config_error(problems: Sequence[ConfigProblem], *, path: str = CONFIG
     """
     shown_path = escape_text(path, limit=200)
     count = len(problems)
-    listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in problems[:MAX_PROBLEMS_SHOWN]]
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in shown]
     if count > MAX_PROBLEMS_SHOWN:
         listed.append(f"- … and {_plural(count - MAX_PROBLEMS_SHOWN, 'more problem')}")
     summary = "\n\n".join(

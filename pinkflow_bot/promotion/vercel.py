@@ -135,7 +135,10 @@ class VercelProvider:
         )
         for deployment in listed.get("deployments") or ():
             meta = deployment.get("meta") or {}
-            if meta.get(META_PROPOSAL) == str(request.proposal_id) and meta.get(META_REPOSITORY) == request.repo_full_name:
+            if (
+                meta.get(META_PROPOSAL) == str(request.proposal_id)
+                and meta.get(META_REPOSITORY) == request.repo_full_name
+            ):
                 reference = deployment.get("uid") or deployment.get("id")
                 return PromotionResult(url=_https(deployment.get("url")), reference=reference)
         return None
@@ -174,7 +177,9 @@ class VercelProvider:
         detail = _error_message(answer)
         shown = f": {detail}" if detail else ""
         if is_retryable_status(status):
-            return PromotionUnavailable(f"Vercel answered {status} when asked to {what}{shown}", retry_after=retry_after)
+            return PromotionUnavailable(
+                f"Vercel answered {status} when asked to {what}{shown}", retry_after=retry_after
+            )
         # Vercel answers a token it does not accept with 401, or 403 and `invalidToken`.
         if status == 401 or (status == 403 and _is_invalid_token(answer)):
             return PromotionRefused(f"VERCEL_TOKEN was refused by Vercel (401) when asked to {what}; is it valid?")

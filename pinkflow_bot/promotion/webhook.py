@@ -71,9 +71,7 @@ class WebhookProvider:
     async def promote(self, request: PromotionRequest, *, attempt: int) -> PromotionResult:
         # Nothing to look up on a retry: the receiver dedupes on the delivery id.
         if not self._secret:
-            raise PromotionRefused(
-                "PROMOTION_WEBHOOK_SECRET is not set; promotion webhooks are only sent signed"
-            )
+            raise PromotionRefused("PROMOTION_WEBHOOK_SECRET is not set; promotion webhooks are only sent signed")
         problem = webhook_url_problem(self._url)
         if problem is not None:
             raise PromotionRefused(f"promote.webhook_url {problem}")
@@ -95,9 +93,7 @@ class WebhookProvider:
                 answer = (await response.content.read(MAX_ERROR_SHOWN)).decode(errors="replace")
                 retry_after = retry_after_seconds(response.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise PromotionUnavailable(
-                f"the promotion webhook did not answer: {type(error).__name__}"
-            ) from error
+            raise PromotionUnavailable(f"the promotion webhook did not answer: {type(error).__name__}") from error
         if 200 <= status < 300:
             return PromotionResult(reference=delivery)
         shown = " ".join(answer.split())

@@ -22,7 +22,7 @@ from pinkflow_bot.governance.config import (
 )
 from pinkflow_bot.governance.permissions import Permission
 from pinkflow_bot.governance.render import render_config_error
-from pinkflow_bot.governance.rules import DEFAULT_WEIGHTS, Rules
+from pinkflow_bot.governance.rules import Rules
 from tests.paths import shared_dir
 
 # Installation-wide defaults that differ from the built-in ones, so a test can tell
@@ -111,7 +111,9 @@ def test_the_documented_example_overrides_installation_defaults_it_names():
             {"weights": {**DEFAULTS.weights, Permission.MAINTAIN: 4, Permission.READ: 0}},
             id="weights-partial",
         ),
-        pytest.param("voters: {users: {'@Alice': 4, bob-2: 0}}", {"user_weights": {"alice": 4, "bob-2": 0}}, id="users"),
+        pytest.param(
+            "voters: {users: {'@Alice': 4, bob-2: 0}}", {"user_weights": {"alice": 4, "bob-2": 0}}, id="users"
+        ),
         pytest.param("voters: {teams: {Acme/Core-Team: 2}}", {"team_weights": {"acme/core-team": 2}}, id="teams"),
         pytest.param("voters: {allow_author: true}", {"allow_author": True}, id="allow_author"),
         pytest.param("voters: {allow_author: yes}", {"allow_author": True}, id="allow_author-yes"),
@@ -242,7 +244,9 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         # Unknown keys, with a suggestion where one is close.
         pytest.param("treshold: 80", "treshold", 1, 'unknown key; did you mean "threshold"?', id="typo-top"),
         pytest.param("voters:\n  weigths: {}\n", "voters.weigths", 2, 'did you mean "weights"?', id="typo-nested"),
-        pytest.param("promote:\n  provder: github\n", "promote.provder", 2, 'did you mean "provider"?', id="typo-promote"),
+        pytest.param(
+            "promote:\n  provder: github\n", "promote.provder", 2, 'did you mean "provider"?', id="typo-promote"
+        ),
         pytest.param("allow_author: true", "allow_author", 1, "voters.allow_author", id="misplaced-key"),
         pytest.param("colour: pink", "colour", 1, "expected one of threshold, min_votes", id="unknown-no-match"),
         pytest.param("Threshold: 80", "Threshold", 1, 'did you mean "threshold"?', id="keys-are-case-sensitive"),
@@ -268,16 +272,26 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         pytest.param("open_on: pullrequest", "open_on", 1, 'did you mean "pull_request"?', id="open_on-typo"),
         pytest.param("voters: [alice]", "voters", 1, "must be a mapping", id="section-list"),
         pytest.param("voters: write", "voters", 1, "must be a mapping", id="section-text"),
-        pytest.param("voters:\n  min_permission: none\n", "voters.min_permission", 2, "must be one of admin", id="perm-none"),
+        pytest.param(
+            "voters:\n  min_permission: none\n", "voters.min_permission", 2, "must be one of admin", id="perm-none"
+        ),
         pytest.param("promote: {permission: owner}", "promote.permission", 1, "must be one of", id="perm-unknown"),
         pytest.param("voters:\n  weights:\n    admin: -1\n", "voters.weights.admin", 3, WHOLE_NUMBER, id="weight-neg"),
-        pytest.param("voters:\n  weights:\n    admin: lots\n", "voters.weights.admin", 3, WHOLE_NUMBER, id="weight-text"),
-        pytest.param("voters:\n  weights:\n    admin: 5000\n", "voters.weights.admin", 3, "at most 1000", id="weight-big"),
+        pytest.param(
+            "voters:\n  weights:\n    admin: lots\n", "voters.weights.admin", 3, WHOLE_NUMBER, id="weight-text"
+        ),
+        pytest.param(
+            "voters:\n  weights:\n    admin: 5000\n", "voters.weights.admin", 3, "at most 1000", id="weight-big"
+        ),
         pytest.param("voters:\n  users: {alice: 1.5}\n", "voters.users.alice", 2, WHOLE_NUMBER, id="user-weight"),
-        pytest.param("voters:\n  users: {not a login: 1}\n", "voters.users.not a login", 2, "not a GitHub login", id="login"),
+        pytest.param(
+            "voters:\n  users: {not a login: 1}\n", "voters.users.not a login", 2, "not a GitHub login", id="login"
+        ),
         pytest.param("voters:\n  users: [alice]\n", "voters.users", 2, "must be a mapping", id="users-list"),
         pytest.param("voters:\n  teams: {core: 2}\n", "voters.teams.core", 2, '"org/team-slug"', id="team-no-org"),
-        pytest.param("voters:\n  teams: {acme/core: -2}\n", "voters.teams.acme/core", 2, WHOLE_NUMBER, id="team-weight"),
+        pytest.param(
+            "voters:\n  teams: {acme/core: -2}\n", "voters.teams.acme/core", 2, WHOLE_NUMBER, id="team-weight"
+        ),
         # Durations.
         pytest.param("voting_period: 24 hours", "voting_period", 1, DURATION, id="period-words"),
         pytest.param("voting_period: 1:30", "voting_period", 1, DURATION, id="period-sexagesimal"),
@@ -285,22 +299,40 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         pytest.param("voting_period: 0", "voting_period", 1, "must be longer than 0", id="period-zero"),
         pytest.param("voting_period: 0h", "voting_period", 1, "must be longer than 0", id="period-zero-hours"),
         pytest.param("voting_period: 400d", "voting_period", 1, "must be at most 365d", id="period-too-long"),
-        pytest.param("voting_period: 99999999999999999999999999d", "voting_period", 1, "at most 365d", id="period-huge"),
+        pytest.param(
+            "voting_period: 99999999999999999999999999d", "voting_period", 1, "at most 365d", id="period-huge"
+        ),
         pytest.param("min_voting_time: -5m", "min_voting_time", 1, DURATION, id="min-time-negative"),
         pytest.param("min_voting_time: true", "min_voting_time", 1, DURATION, id="min-time-bool"),
         # Environments and the health path.
-        pytest.param("environments: {preview: {a: 1}}", "environments.preview", 1, "list of patterns", id="preview-map"),
         pytest.param(
-            "environments:\n  preview:\n    - Preview*\n    - ''\n", "environments.preview[1]", 4, "non-empty", id="pattern"
+            "environments: {preview: {a: 1}}", "environments.preview", 1, "list of patterns", id="preview-map"
         ),
-        pytest.param("environments: {production: ''}", "environments.production", 1, "must name an environment", id="p"),
-        pytest.param("environments: {production: [a]}", "environments.production", 1, "must name an environment", id="pl"),
+        pytest.param(
+            "environments:\n  preview:\n    - Preview*\n    - ''\n",
+            "environments.preview[1]",
+            4,
+            "non-empty",
+            id="pattern",
+        ),
+        pytest.param(
+            "environments: {production: ''}", "environments.production", 1, "must name an environment", id="p"
+        ),
+        pytest.param(
+            "environments: {production: [a]}", "environments.production", 1, "must name an environment", id="pl"
+        ),
         pytest.param("preview_health: {path: health}", "preview_health.path", 1, "starting with /", id="path-relative"),
         pytest.param("preview_health: {path: '/a b'}", "preview_health.path", 1, "starting with /", id="path-space"),
         # The webhook provider's URL.
-        pytest.param("promote:\n  provider: webhook\n", "promote.webhook_url", 2, "needs promote.webhook_url", id="no-url"),
         pytest.param(
-            "promote: {webhook_url: 'http://deploy.example.com/x'}", "promote.webhook_url", 1, "must use https", id="http"
+            "promote:\n  provider: webhook\n", "promote.webhook_url", 2, "needs promote.webhook_url", id="no-url"
+        ),
+        pytest.param(
+            "promote: {webhook_url: 'http://deploy.example.com/x'}",
+            "promote.webhook_url",
+            1,
+            "must use https",
+            id="http",
         ),
         pytest.param(
             "promote: {webhook_url: 'https://user:pw@deploy.example.com/'}",
@@ -311,7 +343,9 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         ),
         pytest.param("promote: {webhook_url: 'ftp://example.com/'}", "promote.webhook_url", 1, "https URL", id="ftp"),
         pytest.param("promote: {webhook_url: '/relative'}", "promote.webhook_url", 1, "https URL", id="relative"),
-        pytest.param("promote: {webhook_url: 'https://x:port/'}", "promote.webhook_url", 1, "can be read", id="bad-port"),
+        pytest.param(
+            "promote: {webhook_url: 'https://x:port/'}", "promote.webhook_url", 1, "can be read", id="bad-port"
+        ),
         # YAML itself.
         pytest.param("threshold: 75\nvoters: [\n", "", 3, "YAML syntax error", id="syntax"),
         pytest.param("threshold: 75\n  min_votes: 3\n", "", 2, "YAML syntax error", id="bad-indentation"),
@@ -402,7 +436,9 @@ def test_rules_refuse_a_webhook_url_that_would_leak_or_go_nowhere(url):
         Rules(promote_webhook_url=url)
 
 
-@pytest.mark.parametrize("url", ["https://example.com", "http://localhost:3000/x", "http://127.0.0.1/", "http://[::1]:8/"])
+@pytest.mark.parametrize(
+    "url", ["https://example.com", "http://localhost:3000/x", "http://127.0.0.1/", "http://[::1]:8/"]
+)
 def test_rules_accept_https_and_local_http_webhook_urls(url):
     assert Rules(promote_webhook_url=url).promote_webhook_url == url
 
@@ -426,7 +462,8 @@ def test_render_config_error_is_a_failed_check_run_listing_each_problem():
 
 def test_render_config_error_one_problem_another_path():
     output = render_config_error(
-        [ConfigProblem("", 2, "YAML syntax error: could not find expected ':'")], path="acme/.github: .github/pinkflow.yml"
+        [ConfigProblem("", 2, "YAML syntax error: could not find expected ':'")],
+        path="acme/.github: .github/pinkflow.yml",
     )
     assert output.title == "Invalid acme/.github: .github/pinkflow.yml: 1 problem"
     assert "line 2: YAML syntax error" in output.summary
@@ -469,9 +506,7 @@ yaml_documents = st.dictionaries(st.sampled_from(KEYS), yaml_values, max_size=8)
     lambda document: yaml.safe_dump(document, allow_unicode=True)
 )
 YAML_BITS = ["\n", "  ", ": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "!!", "'", '"', "#", "---", "? ", "|", ">"]
-yaml_like_text = st.lists(st.one_of(st.sampled_from(YAML_BITS + KEYS), st.text(max_size=8)), max_size=40).map(
-    "".join
-)
+yaml_like_text = st.lists(st.one_of(st.sampled_from(YAML_BITS + KEYS), st.text(max_size=8)), max_size=40).map("".join)
 
 
 def parse_or_problems(text: str) -> Rules | tuple[ConfigProblem, ...]:
@@ -501,7 +536,9 @@ valid_settings = st.fixed_dictionaries(
         "min_votes": st.integers(min_value=1, max_value=50),
         "voting_period": st.integers(min_value=1, max_value=72),
         "allow_author": st.booleans(),
-        "weights": st.dictionaries(st.sampled_from(["admin", "maintain", "write", "triage", "read"]), st.integers(0, 9)),
+        "weights": st.dictionaries(
+            st.sampled_from(["admin", "maintain", "write", "triage", "read"]), st.integers(0, 9)
+        ),
         "provider": st.sampled_from(["github", "protection_rule", "vercel"]),
     },
 )
