@@ -75,15 +75,15 @@ async def test_the_list_shows_public_proposals_newest_first_with_their_tally(wor
     assert "<h1>Recent proposals</h1>" in html
     [table] = Tables(html).tables
     header, *rows = table
-    assert header == ["Repository", "Pull request", "Commit", "State", "Tally", "Time left", "Details"]
+    assert header == ["Repository", "Pull request", "State", "Tally", "Time left", "Commit", "Details"]
     assert [row[0] for row in rows] == [DOCS, SHOP]  # newest first, the private one left out
     docs_row, shop_row = rows
     sha = (await world.proposal(shop)).head_sha
-    assert shop_row[1:4] == ["#12", sha[:7], "Voting"]
-    assert shop_row[4] == "1 approve · 1 reject · 1 abstain 60% approval, needs 75%"
-    assert re.fullmatch(r"23h 5\dm", shop_row[5]), shop_row[5]
-    assert shop_row[6] == f"Proposal {shop} details"
-    assert docs_row[4].startswith("0 approve · 0 reject · 0 abstain")
+    assert shop_row[1:3] == ["#12", "Voting"]
+    assert shop_row[3] == "1 approve · 1 reject · 1 abstain 60% approval, needs 75%"
+    assert re.fullmatch(r"23h 5\dm", shop_row[4]), shop_row[4]
+    assert shop_row[5:] == [sha[:7], f"Proposal {shop} details"]
+    assert docs_row[3].startswith("0 approve · 0 reject · 0 abstain")
     assert f'href="{GITHUB_WEB}/{SHOP}/pull/12"' in html
     assert f'href="/proposals/{shop}"' in html and f'href="/proposals/{docs}"' in html
     assert "vault" not in html

@@ -206,7 +206,8 @@ async def setup_page(request: web.Request) -> web.Response:
         manifest=manifest,
         manifest_json=json.dumps(manifest),
         action_url=action_url,
-        env_file=str(env_file_path(settings)),
+        # Only the name: the page is public until the App is registered.
+        env_file=env_file_path(settings).name,
         form_targets=(_origin(settings.github_url),),
         private=True,
     )

@@ -2,13 +2,13 @@
 
 Only the manifest flow's "create an App from a manifest" page: github.com shows the
 person the App's settings, and after they confirm, redirects to the manifest's
-`redirect_url` with a one-time `code` and the `state` it was given. The fake skips the
-confirmation and redirects at once. Manifests GitHub would refuse are answered 422 and
-listed in `gh.errors`.
+`redirect_url` with a one-time `code` and the `state` it was given. Manifests GitHub
+would refuse are answered 422 and listed in `gh.errors`.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -46,31 +46,63 @@ def manifest_problems(manifest: Any) -> list[str]:
     return problems
 
 
+_CONFIRM_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Create GitHub App</title></head>
+<body><main>
+<h1>Create GitHub App</h1>
+<p>{name} will be created{owner} with the permissions and events of its manifest.</p>
+<form method="post" action="/settings/apps/new/confirm">
+<input type="hidden" name="confirmation" value="{confirmation}">
+<button type="submit">Create GitHub App for {name}</button>
+</form>
+</main></body></html>
+"""
+
+
 def add_web_routes(app: web.Application, gh: FakeGitHub) -> None:
+    """The manifest pages: the form's POST shows a confirmation page, as github.com does;
+    confirming creates the App and redirects to the manifest's `redirect_url`."""
+    waiting: dict[str, dict[str, Any]] = {}
+
     async def create_app_from_manifest(request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        where = request.path
         try:
             manifest = json.loads(str(form.get("manifest", "")))
         except ValueError:
             manifest = None
         problems = manifest_problems(manifest)
         if problems:
-            gh.errors += [f"POST {where}: GitHub would refuse this manifest: {p}" for p in problems]
+            gh.errors += [f"POST {request.path}: GitHub would refuse this manifest: {p}" for p in problems]
             return web.Response(status=422, text="Invalid GitHub App manifest:\n" + "\n".join(problems))
-        gh.received_manifests.append(
-            {"manifest": manifest, "state": request.query.get("state"), "organization": request.match_info.get("org")}
+        organization = request.match_info.get("org")
+        received = {"manifest": manifest, "state": request.query.get("state"), "organization": organization}
+        gh.received_manifests.append(received)
+        confirmation = secrets.token_hex(8)
+        waiting[confirmation] = received
+        page = _CONFIRM_PAGE.format(
+            name=html.escape(str(manifest.get("name") or "the App")),
+            owner=f" for {html.escape(organization)}" if organization else "",
+            confirmation=confirmation,
         )
+        return web.Response(text=page, content_type="text/html")
+
+    async def confirm(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        received = waiting.pop(str(form.get("confirmation", "")), None)
+        if received is None:
+            gh.errors.append("POST /settings/apps/new/confirm: no App waiting for this confirmation")
+            return web.Response(status=404, text="Not Found")
         code = secrets.token_hex(10)
         gh.add_manifest_code(code, pem=gh.manifest_pem)
         # github.com sends the person to the redirect URL, or to the App's page without one.
-        target = manifest.get("redirect_url")
+        target = received["manifest"].get("redirect_url")
         if not target:
             return web.Response(text="App created")
         query = {"code": code}
-        if request.query.get("state") is not None:
-            query["state"] = request.query["state"]
+        if received["state"] is not None:
+            query["state"] = received["state"]
         raise web.HTTPFound(f"{target}?{urlencode(query)}")
 
     app.router.add_post("/settings/apps/new", create_app_from_manifest)
     app.router.add_post("/organizations/{org}/settings/apps/new", create_app_from_manifest)
+    app.router.add_post("/settings/apps/new/confirm", confirm)
