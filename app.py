@@ -58,7 +58,7 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
         # Stop taking requests first, then let the worker finish what it holds.
         if runner is not None:
             await runner.cleanup()
-        await runtime.close()
+        await runtime.close(grace_seconds=settings.shutdown_grace)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,6 @@ from .storage.models import Effect, Proposal
 log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 12
-EFFECT_LEASE = timedelta(minutes=2)
 
 
 async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datetime) -> ProposalView:
@@ -86,7 +85,9 @@ class EffectRunner:
         github: GitHubApp,
         service: GovernanceService,
         clock: Callable[[], datetime] = utcnow,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
+        self._lease = lease
         self._sessions = sessions
         self._github = github
         self._service = service
@@ -98,7 +99,7 @@ class EffectRunner:
         interval = outbox.CONVERGE_INTERVAL if coalesce else timedelta(0)
         async with write_transaction(self._sessions) as session:
             claimed = await outbox.claim_due_effects(
-                session, now=self._clock(), lease=EFFECT_LEASE, limit=limit, converge_interval=interval
+                session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval
             )
         await asyncio.gather(*(self._perform(effect) for effect in claimed))
         return len(claimed)

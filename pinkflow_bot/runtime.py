@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -31,6 +31,7 @@ class Runtime:
     http: aiohttp.ClientSession | None = None
     github: GitHubApp | None = None
     worker: Worker | None = None
+    clock: Callable[[], datetime] = utcnow
     _worker_task: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
@@ -47,21 +48,27 @@ class Runtime:
             await migrate(engine)
         sessions = session_factory(engine)
         service = GovernanceService(sessions=sessions, settings=settings, clock=clock)
-        runtime = cls(settings=settings, engine=engine, sessions=sessions, service=service)
+        runtime = cls(settings=settings, engine=engine, sessions=sessions, service=service, clock=clock)
         if settings.configured:
-            runtime.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.github_timeout))
-            auth = AppAuth(app_id=settings.app_id, private_key=settings.private_key)
-            runtime.github = GitHubApp(session=runtime.http, api_url=settings.github_api_url, auth=auth)
-            if with_worker:
-                runtime.worker = Worker(
-                    sessions=sessions,
-                    service=service,
-                    github=runtime.github,
-                    router=router,
-                    concurrency=settings.worker_concurrency,
-                    clock=clock,
-                )
+            runtime._connect(settings, with_worker=with_worker)
         return runtime
+
+    def _connect(self, settings: Settings, *, with_worker: bool) -> None:
+        """The GitHub client, and the worker that uses it, for configured credentials."""
+        if self.http is None:
+            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.github_timeout))
+        auth = AppAuth(app_id=settings.app_id, private_key=settings.private_key)
+        self.github = GitHubApp(session=self.http, api_url=settings.github_api_url, auth=auth)
+        if with_worker:
+            self.worker = Worker(
+                sessions=self.sessions,
+                service=self.service,
+                github=self.github,
+                router=router,
+                concurrency=settings.worker_concurrency,
+                lease=timedelta(seconds=settings.worker_lease),
+                clock=self.clock,
+            )
 
     def start_worker(self) -> None:
         if self.worker is not None and self._worker_task is None:
@@ -100,19 +107,6 @@ class Runtime:
             raise ValueError("apply_credentials needs APP_ID, PRIVATE_KEY and WEBHOOK_SECRET")
         if self.worker is not None:
             raise RuntimeError("this App already has credentials; restart it to change them")
-        # The worker keeps the clock the rest of the App runs on (tests move it by hand).
-        clock = getattr(self.service, "_clock", utcnow)
-        if self.http is None:
-            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.github_timeout))
-        auth = AppAuth(app_id=settings.app_id, private_key=settings.private_key)
-        self.github = GitHubApp(session=self.http, api_url=settings.github_api_url, auth=auth)
-        self.worker = Worker(
-            sessions=self.sessions,
-            service=self.service,
-            github=self.github,
-            router=router,
-            concurrency=settings.worker_concurrency,
-            clock=clock,
-        )
+        self._connect(settings, with_worker=True)
         self.settings = settings
         self.start_worker()

@@ -48,6 +48,7 @@ class DeliveryRef:
 
     seq: int
     delivery_id: str
+    attempt: int = 1
     finished: bool = False
 
 
@@ -134,7 +135,7 @@ class GovernanceService:
         async with write_transaction(self._sessions) as session:
             yield session
             if delivery is not None and not delivery.finished:
-                await inbox.finish_delivery(session, seq=delivery.seq, now=self._clock())
+                await inbox.finish_delivery(session, seq=delivery.seq, attempt=delivery.attempt, now=self._clock())
         if delivery is not None:
             delivery.finished = True
 

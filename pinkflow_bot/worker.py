@@ -23,7 +23,6 @@ from .storage.models import Delivery
 
 log = logging.getLogger(__name__)
 
-DELIVERY_LEASE = timedelta(minutes=5)
 IDLE_POLL_SECONDS = 0.5
 SWEEP_EVERY_SECONDS = 5.0
 
@@ -37,6 +36,7 @@ class Worker:
         github: GitHubApp,
         router: routing.Router,
         concurrency: int = 4,
+        lease: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
@@ -45,7 +45,9 @@ class Worker:
         self._router = router
         self._concurrency = concurrency
         self._clock = clock
-        self._effects = EffectRunner(sessions=sessions, github=github, service=service, clock=clock)
+        # How long a claim holds before another worker may take the work over (after a crash).
+        self._lease = lease
+        self._effects = EffectRunner(sessions=sessions, github=github, service=service, clock=clock, lease=lease)
         # Set by intake in the same process (and by handled deliveries for the outbox), so
         # new work starts at once; other processes' work is found by polling.
         self._deliveries_ready = asyncio.Event()
@@ -127,14 +129,14 @@ class Worker:
     async def process_next_delivery(self) -> bool:
         """Claims one delivery and handles it; False when none is ready."""
         async with write_transaction(self._sessions) as session:
-            delivery = await inbox.claim_next_delivery(session, now=self._clock(), lease=DELIVERY_LEASE)
+            delivery = await inbox.claim_next_delivery(session, now=self._clock(), lease=self._lease)
         if delivery is None:
             return False
         await self._handle(delivery)
         return True
 
     async def _handle(self, delivery: Delivery) -> None:
-        ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id)
+        ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id, attempt=delivery.attempts)
         with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
                          installation_id=delivery.installation_id):
             try:
@@ -162,6 +164,8 @@ class Worker:
                             "rate_limit_remaining": rate_limit.remaining if rate_limit else None,
                         },
                     )
+            except inbox.ClaimLost:
+                log.warning("delivery was taken over by another worker; this attempt is dropped")
             except Exception as error:
                 plan = plan_retry(error, attempt=delivery.attempts)
                 log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})

@@ -50,7 +50,7 @@ async def claim(sessions, now: datetime) -> Delivery | None:
 
 async def finish(sessions, delivery: Delivery, now: datetime) -> None:
     async with sessions() as session, session.begin():
-        await inbox.finish_delivery(session, seq=delivery.seq, now=now)
+        await inbox.finish_delivery(session, seq=delivery.seq, attempt=delivery.attempts, now=now)
 
 
 def comment_on(number: int, body: str = "/approve") -> payloads.Delivery:

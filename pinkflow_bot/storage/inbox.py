@@ -116,10 +116,20 @@ async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: ti
     return None
 
 
-async def finish_delivery(session: AsyncSession, *, seq: int, now: datetime) -> None:
-    await session.execute(
-        update(Delivery).where(Delivery.seq == seq).values(status="done", processed_at=now, lease_until=None, error=None)
+class ClaimLost(Exception):
+    """The delivery's lease lapsed and another worker took it over: this attempt must not commit."""
+
+
+async def finish_delivery(session: AsyncSession, *, seq: int, attempt: int, now: datetime) -> None:
+    """Marks the delivery done, in the transaction of its effects; `attempt` fences off a
+    worker whose lease lapsed, so a delivery takes effect once even when two handled it."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.seq == seq, Delivery.status == "processing", Delivery.attempts == attempt)
+        .values(status="done", processed_at=now, lease_until=None, error=None)
     )
+    if result.rowcount != 1:
+        raise ClaimLost(f"delivery {seq} attempt {attempt} was taken over")
 
 
 async def fail_delivery(

@@ -113,16 +113,21 @@ async def claim_due_effects(
     return claimed
 
 
+def _still_ours(effect: Effect):
+    # A claim whose lease lapsed may have been taken over: only the newest attempt settles it.
+    return (Effect.id == effect.id) & (Effect.status == "processing") & (Effect.attempts == effect.attempts)
+
+
 async def complete_effect(session: AsyncSession, effect: Effect, *, now: datetime) -> None:
     await session.execute(
-        update(Effect).where(Effect.id == effect.id).values(status="done", done_at=now, lease_until=None, last_error=None)
+        update(Effect).where(_still_ours(effect)).values(status="done", done_at=now, lease_until=None, last_error=None)
     )
 
 
 async def retry_effect(session: AsyncSession, effect: Effect, *, now: datetime, delay: timedelta, error: str) -> None:
     await session.execute(
         update(Effect)
-        .where(Effect.id == effect.id)
+        .where(_still_ours(effect))
         .values(status="pending", not_before=now + delay, lease_until=None, last_error=error[:2000])
     )
 
@@ -131,7 +136,7 @@ async def fail_effect(session: AsyncSession, effect: Effect, *, now: datetime, e
     """A failure that will not heal: recorded, shown, not retried."""
     await session.execute(
         update(Effect)
-        .where(Effect.id == effect.id)
+        .where(_still_ours(effect))
         .values(status="failed", done_at=now, lease_until=None, last_error=error[:2000])
     )
 
