@@ -25,6 +25,7 @@ from .governance.render import (
     render_status_comment,
 )
 from .handlers.context import is_bot
+from .links import proposal_link
 from .logs import log_context
 from .retries import PermanentFailure, plan_retry
 from .services import (
@@ -47,7 +48,9 @@ log = logging.getLogger(__name__)
 MAX_EFFECT_ATTEMPTS = 12
 
 
-async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datetime) -> ProposalView:
+async def proposal_view(
+    session: AsyncSession, proposal: Proposal, *, now: datetime, details_url: str | None = None
+) -> ProposalView:
     promotion = await queries.promotion(session, proposal_id=proposal.id)
     return ProposalView(
         id=proposal.id,
@@ -74,6 +77,7 @@ async def proposal_view(session: AsyncSession, proposal: Proposal, *, now: datet
         ),
         notes=tuple(proposal.notes or ()),
         superseded_by=proposal.superseded_by,
+        details_url=details_url,
     )
 
 
@@ -128,6 +132,10 @@ class EffectRunner:
                 async with write_transaction(self._sessions) as session:
                     await outbox.complete_effect(session, effect, now=self._clock())
 
+    def _details_url(self, proposal: Proposal) -> str:
+        """The proposal's page; signed for a private repository, whose page is otherwise 404."""
+        return proposal_link(self._service.settings, proposal_id=proposal.id, private=proposal.repo_private)
+
     async def _client(self, effect: Effect):
         if effect.installation_id is None:
             raise PermanentFailure("no installation to act for")
@@ -140,7 +148,7 @@ class EffectRunner:
             proposal = await session.get(Proposal, effect.proposal_id)
             if proposal is None:
                 return
-            view = await proposal_view(session, proposal, now=self._clock())
+            view = await proposal_view(session, proposal, now=self._clock(), details_url=self._details_url(proposal))
         output = render_check_run(view)
         body: dict[str, Any] = {
             "name": CHECK_RUN_NAME,
@@ -189,7 +197,7 @@ class EffectRunner:
                 session, repo_full_name=proposal.repo_full_name, pr_number=proposal.pr_number
             )
             shown = current or proposal
-            view = await proposal_view(session, shown, now=self._clock())
+            view = await proposal_view(session, shown, now=self._clock(), details_url=self._details_url(shown))
             pull = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
             comment_id = pull.status_comment_id if pull else None
         body = render_status_comment(view)

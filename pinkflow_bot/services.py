@@ -130,6 +130,10 @@ class GovernanceService:
         self._settings = settings
         self._clock = clock
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     @asynccontextmanager
     async def _transaction(self, delivery: DeliveryRef | None) -> AsyncIterator[AsyncSession]:
         async with write_transaction(self._sessions) as session:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from pinkflow_bot.settings import Settings
-from pinkflow_bot.web.links import link_is_valid, proposal_link
+from pinkflow_bot.links import link_is_valid, proposal_link
 from tests.harness import WEBHOOK_SECRET, app_under_test
 from tests.proposal_world import DOCS, SCRIPT_REASON, SHOP, VAULT, World, recent_clock, seed_world
 

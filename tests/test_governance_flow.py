@@ -81,6 +81,19 @@ async def test_a_preview_success_opens_one_proposal_with_check_run_and_comment(a
     assert len([c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]) == 1
 
 
+async def test_the_check_run_links_to_the_proposal_page_signed_for_a_private_repository(app, world):
+    await open_proposal(app)
+    public_link = the_check_run(world)["details_url"]
+    assert public_link.startswith("http://pinkflow.test/proposals/") and "sig=" not in public_link
+    world.add_pull(REPO, PR + 1, head_sha=NEW_SHA, author="alice")
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=NEW_SHA, deployment_id=601, private=True))
+    private_link = the_check_run(world, NEW_SHA)["details_url"]
+    assert "?sig=" in private_link
+    path = private_link.removeprefix("http://pinkflow.test")
+    assert (await app.client.get(path)).status == 200
+    assert (await app.client.get(path.split("?")[0])).status == 404
+
+
 @pytest.mark.parametrize(
     "environment, opens",
     [("Preview", True), ("preview-pr-12", True), ("Preview – shop", True), ("PREVIEW", True), ("production", False), ("staging", False)],

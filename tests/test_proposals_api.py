@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pinkflow_bot.web.links import proposal_link
+from pinkflow_bot.links import proposal_link
 from pinkflow_bot.web.proposals_api import SlidingWindowLimiter
 from tests.harness import app_under_test
 from tests.proposal_world import DOCS, SCRIPT_REASON, SHOP, VAULT, World, recent_clock, seed_world

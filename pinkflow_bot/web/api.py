@@ -53,9 +53,12 @@ async def deployment_status(request: web.Request) -> web.Response:
         wanted = int(raw)
     except ValueError:
         return web.json_response({"error": "deploymentId must be a number"}, status=400)
+    # GitHub's ids, like ours, are positive 64-bit numbers: anything else names nothing.
+    if not 0 < wanted < 2**63:
+        return web.json_response({"error": "no such deployment"}, status=404)
     async with runtime.sessions() as session:
         proposal = await queries.proposal_by_preview_deployment(session, deployment_id=wanted)
-        if proposal is None and 0 < wanted < 2**63:
+        if proposal is None:
             proposal = await session.get(Proposal, wanted)
         # Private repositories are not shown to the public.
         if proposal is None or proposal.repo_private:

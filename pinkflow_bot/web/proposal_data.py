@@ -19,7 +19,7 @@ from ..settings import Settings
 from ..storage import proposals as queries
 from ..storage import reports
 from ..storage.models import AuditEvent, Promotion, Proposal
-from .links import link_is_valid
+from ..links import link_is_valid
 
 # Database keys are signed 64-bit integers; larger ids cannot name a proposal.
 MAX_PROPOSAL_ID = 2**63 - 1

@@ -24,7 +24,7 @@ from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
 from ..storage.models import AuditEvent, Promotion, Proposal
 from .keys import RUNTIME
-from .links import proposal_link
+from ..links import proposal_link
 from .pages import iso
 from .proposal_data import ProposalDetails, parse_proposal_id, public_statistics, public_summaries, time_left, visible_proposal
 

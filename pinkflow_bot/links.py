@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from ..settings import Settings
+from .settings import Settings
 
 # A fixed label keeps this key apart from the webhook signatures made with the same secret.
 _LINK_KEY_LABEL = b"pinkflow-dashboard-link"
