@@ -16,6 +16,7 @@ import sys
 
 from aiohttp import web
 
+from pinkflow_bot.error_reports import init_error_reports
 from pinkflow_bot.logs import configure_logging
 from pinkflow_bot.runtime import Runtime
 from pinkflow_bot.settings import Settings, SettingsError
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    init_error_reports(settings)
     if args.command == "migrate":
         asyncio.run(run_migrations(settings))
         return 0

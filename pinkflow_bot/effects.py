@@ -13,6 +13,7 @@ import aiohttp
 import gidgethub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from . import metrics
 from .github.client import GitHubApp
 from .governance.commands import parse_commands
 from .governance.permissions import Permission
@@ -117,7 +118,9 @@ class EffectRunner:
                 plan = plan_retry(error, attempt=effect.attempts)
                 if not isinstance(error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure)):
                     log.exception("effect raised")
-                if plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS:
+                retried = plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS
+                metrics.EFFECTS.labels(kind=effect.kind, outcome="retried" if retried else "failed").inc()
+                if retried:
                     log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
                     async with write_transaction(self._sessions) as session:
                         await outbox.retry_effect(session, effect, now=self._clock(), delay=plan.delay, error=plan.reason)
@@ -129,6 +132,7 @@ class EffectRunner:
                         proposal_id=effect.proposal_id, kind=effect.kind, error=plan.reason
                     )
             else:
+                metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
                 async with write_transaction(self._sessions) as session:
                     await outbox.complete_effect(session, effect, now=self._clock())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from gidgethub import routing, sansio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from . import metrics
 from .effects import EffectRunner
 from .github.client import GitHubApp
 from .handlers.context import HandlerContext
@@ -136,6 +138,13 @@ class Worker:
         return True
 
     async def _handle(self, delivery: Delivery) -> None:
+        started = time.perf_counter()
+        outcome = await self._dispatch(delivery)
+        metrics.DELIVERIES.labels(event=delivery.event[:40], outcome=outcome).inc()
+        metrics.PROCESSING_SECONDS.labels(event=delivery.event[:40]).observe(time.perf_counter() - started)
+
+    async def _dispatch(self, delivery: Delivery) -> str:
+        """Runs the handlers; says how it went: handled, taken_over or failed."""
         ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id, attempt=delivery.attempts)
         with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
                          installation_id=delivery.installation_id):
@@ -164,8 +173,10 @@ class Worker:
                             "rate_limit_remaining": rate_limit.remaining if rate_limit else None,
                         },
                     )
+                    return "handled"
             except inbox.ClaimLost:
                 log.warning("delivery was taken over by another worker; this attempt is dropped")
+                return "taken_over"
             except Exception as error:
                 plan = plan_retry(error, attempt=delivery.attempts)
                 log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
@@ -174,3 +185,4 @@ class Worker:
                         session, seq=delivery.seq, now=self._clock(), error=plan.reason, retry_in=plan.delay,
                         give_up=not plan.retry,
                     )
+                return "retried" if plan.retry else "failed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 from typing import Callable
 
 import aiohttp
@@ -15,6 +16,7 @@ import gidgethub
 import gidgethub.aiohttp
 from cachetools import TTLCache
 
+from .. import metrics
 from ..governance.permissions import Permission, permission_from_github
 from .auth import AppAuth
 from .errors import GitHubRateLimited, rate_limit_wait
@@ -36,6 +38,11 @@ class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
         status, answer_headers, answer = await super()._request(
             method, url, {**headers, "x-github-api-version": API_VERSION}, body
         )
+        metrics.GITHUB_REQUESTS.labels(method=method, route=metrics.github_route(urlsplit(url).path), status=str(status)).inc()
+        remaining = answer_headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            resource = answer_headers.get("x-ratelimit-resource", "core")[:20]
+            metrics.RATE_LIMIT_REMAINING.labels(resource=resource).set(int(remaining))
         wait = rate_limit_wait(status, answer_headers, answer)
         if wait is not None:
             raise GitHubRateLimited(status=status, retry_after=wait[0], reason=wait[1])

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from ..runtime import Runtime
-from . import api, dashboard, intake, proposals_api, setup
+from . import api, dashboard, intake, observability, proposals_api, setup
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,11 @@ async def no_tracebacks(request: web.Request, handler):
 
 def create_app(runtime: Runtime) -> web.Application:
     # Slightly over the limit so intake itself can answer 413 with a clear message.
-    app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=[no_tracebacks])
+    app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=[observability.request_id, no_tracebacks])
     app[RUNTIME] = runtime
     app.router.add_post("/api/github/webhooks", intake.receive_webhook)
     app.router.add_get("/api/health", api.health)
+    app.router.add_get("/metrics", observability.metrics_endpoint)
     app.router.add_get("/api/deployments/status", api.deployment_status)
     app.router.add_get("/setup", setup.setup_page)
     app.router.add_get("/setup/callback", setup.setup_callback)

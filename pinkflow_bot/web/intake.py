@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import logging
 from datetime import datetime, timezone
 
 from aiohttp import web
 from gidgethub import ValidationFailure, sansio
 
+from .. import metrics
 from ..storage import inbox
 from ..storage.database import write_transaction
 from .keys import RUNTIME
@@ -21,6 +23,22 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    response = await _receive(request)
+    metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
+    if response.status == 202:
+        outcome = "accepted"
+    elif response.status == 200:
+        outcome = "duplicate"
+    else:
+        outcome = f"refused_{response.status}"
+    # Only a verified delivery's event name is a label: anyone can send any header.
+    event = request.headers.get("X-GitHub-Event", "") if response.status < 300 else "unverified"
+    metrics.DELIVERIES.labels(event=event[:40], outcome=outcome).inc()
+    return response
+
+
+async def _receive(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     settings = runtime.settings
     if request.content_length is not None and request.content_length > settings.max_body_bytes:

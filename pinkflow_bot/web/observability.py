@@ -1,0 +1,38 @@
+"""What operators watch: a request id on every answer, and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from .. import metrics
+from ..logs import log_context
+from .keys import RUNTIME
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+@web.middleware
+async def request_id(request: web.Request, handler):
+    """Keeps a caller's (or a proxy's) request id, or makes one; every log line of the request has it."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+    with log_context(request_id=rid):
+        try:
+            response = await handler(request)
+        except web.HTTPException as error:
+            error.headers[REQUEST_ID_HEADER] = rid
+            raise
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    async with runtime.sessions() as session:
+        await metrics.refresh_from_database(session, now=datetime.now(timezone.utc))
+    return web.Response(body=metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

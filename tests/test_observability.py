@@ -1,0 +1,146 @@
+"""What operators see: Prometheus metrics, request ids, error reports only when asked for."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pinkflow_bot.error_reports import init_error_reports
+from pinkflow_bot.metrics import github_route
+from pinkflow_bot.settings import Settings
+from tests import payloads
+from tests.harness import app_under_test
+from tests.paths import REPO_ROOT
+
+REPO = "octo-org/shop"
+SHA = "5d41402abc4b2a76b9719d911017c592ae4d5f1a"
+
+
+@pytest.fixture
+async def app(tmp_path, fake_github, app_private_key):
+    fake_github.add_installation(1, "octo-org")
+    fake_github.add_repo(REPO, installation_id=1)
+    fake_github.add_user("alice")
+    fake_github.add_user("ann")
+    fake_github.set_permission(REPO, "ann", "admin")
+    fake_github.add_pull(REPO, 3, head_sha=SHA, author="alice")
+    async with app_under_test(tmp_path, github_url=fake_github.url, private_key=app_private_key) as app:
+        yield app
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.rsplit("} ", 1)[0])) if "{" in line else {}
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+async def test_metrics_count_deliveries_github_calls_and_stored_state(app, fake_github):
+    before = await (await app.client.get("/metrics")).text()
+    accepted_before = 0.0
+    try:
+        accepted_before = sample(before, "pinkflow_deliveries_total", event="deployment_status", outcome="accepted")
+    except AssertionError:
+        pass
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=31))
+    await app.deliver(payloads.posted_comment(fake_github, "/approve", repo=REPO, number=3, author="ann"))
+    response = await app.client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = await response.text()
+    assert sample(text, "pinkflow_deliveries_total", event="deployment_status", outcome="accepted") == accepted_before + 1
+    assert sample(text, "pinkflow_deliveries_total", event="issue_comment", outcome="handled") >= 1
+    assert sample(text, "pinkflow_delivery_processing_seconds_count", event="issue_comment") >= 1
+    assert sample(text, "pinkflow_github_requests_total", method="POST", route="/repos/{owner}/{repo}/check-runs", status="201") >= 1
+    assert sample(text, "pinkflow_github_rate_limit_remaining", resource="core") > 0
+    assert sample(text, "pinkflow_proposals", state="voting") == 1
+    assert sample(text, "pinkflow_votes", choice="approve") == 1
+    assert sample(text, "pinkflow_backlog", kind="pending_deliveries") == 0
+    assert sample(text, "pinkflow_effects_total", kind="sync_check_run", outcome="done") >= 1
+
+
+async def test_a_refused_delivery_is_counted_without_trusting_its_event_header(app):
+    delivery = payloads.delivery("made-up-event-" + "x" * 80, {"zen": "x"})
+    response = await app.send(delivery, secret="not-the-secret")
+    assert response.status == 401
+    text = await (await app.client.get("/metrics")).text()
+    assert sample(text, "pinkflow_deliveries_total", event="unverified", outcome="refused_401") >= 1
+    assert "made-up-event" not in text
+
+
+@pytest.mark.parametrize(
+    "path, method",
+    [("/api/health", "get"), ("/nothing-here", "get"), ("/api/github/webhooks", "post"), ("/metrics", "get")],
+)
+async def test_every_answer_carries_a_request_id(app, path, method):
+    response = await getattr(app.client, method)(path)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+    echoed = await getattr(app.client, method)(path, headers={"X-Request-ID": "edge-7f3a.42"})
+    assert echoed.headers["X-Request-ID"] == "edge-7f3a.42"
+    unsafe = await getattr(app.client, method)(path, headers={"X-Request-ID": "bad id\\r\\nSet-Cookie: x"})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["X-Request-ID"])
+
+
+@pytest.mark.parametrize(
+    "path, route",
+    [
+        ("/repos/octo/shop/check-runs/42", "/repos/{owner}/{repo}/check-runs/{id}"),
+        ("/repos/octo/shop/commits/" + SHA + "/pulls", "/repos/{owner}/{repo}/commits/{sha}/pulls"),
+        ("/repos/octo/shop/collaborators/ann/permission", "/repos/{owner}/{repo}/collaborators/{name}/permission"),
+        ("/app/installations/7/access_tokens", "/app/installations/{id}/access_tokens"),
+        ("/orgs/octo/teams/core/memberships/ann", "/orgs/{org}/teams/{name}/memberships/{name}"),
+    ],
+)
+def test_github_routes_are_labelled_without_names(path, route):
+    assert github_route(path) == route
+
+
+def test_no_error_reports_without_a_dsn():
+    assert init_error_reports(Settings.load({}, env_file=None)) is False
+
+
+def test_error_reports_go_to_sentry_with_secrets_masked(tmp_path):
+    script = textwrap.dedent(
+        """
+        import gzip, http.server, logging, threading
+        bodies = []
+        class Sentry(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                bodies.append(gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body)
+                self.send_response(200); self.end_headers(); self.wfile.write(b"{}")
+            def log_message(self, *args): pass
+        server = http.server.HTTPServer(("127.0.0.1", 0), Sentry)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        from pinkflow_bot.settings import Settings
+        from pinkflow_bot.error_reports import init_error_reports
+        from pinkflow_bot.logs import configure_logging
+        settings = Settings.load({"SENTRY_DSN": f"http://k3y@127.0.0.1:{server.server_port}/7",
+                                  "WEBHOOK_SECRET": "hook-secret-value-x"}, env_file=None)
+        configure_logging(secrets=settings.secrets())
+        assert init_error_reports(settings)
+        try:
+            raise RuntimeError("token ghs_16C7e42F292c6912E7710c838347Ae178B4a and hook-secret-value-x")
+        except RuntimeError:
+            logging.getLogger("pinkflow_bot.test").exception("handler failed")
+        import sentry_sdk
+        sentry_sdk.flush(10)
+        sent = b"".join(bodies)
+        print("SENT", len(bodies), b"handler failed" in sent or b"RuntimeError" in sent,
+              b"ghs_16C7" in sent, b"hook-secret-value-x" in sent)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    line = [l for l in result.stdout.splitlines() if l.startswith("SENT")][0]
+    count, reported, token_leaked, secret_leaked = line.split()[1:]
+    assert int(count) >= 1 and reported == "True"
+    assert (token_leaked, secret_leaked) == ("False", "False")
