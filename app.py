@@ -4,6 +4,7 @@ serve   web server and worker in one process (the default)
 web     only the web server (intake, API, pages); run workers beside it
 worker  only the worker (deliveries, effects, deadlines)
 migrate bring the database schema up to date and exit
+demo    play a whole vote against an embedded fake GitHub, then keep the dashboard up
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="pinkflow-bot GitHub App")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "web", "worker", "migrate"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "web", "worker", "migrate", "demo"])
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
@@ -73,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     init_error_reports(settings)
+    if args.command == "demo":
+        from pinkflow_bot.demo import run_demo
+
+        # The demo's own settings: it needs no credentials and touches no database of yours.
+        configure_logging(level="warning", fmt="text")
+        asyncio.run(run_demo(port=settings.port, host="127.0.0.1"))
+        return 0
     if args.command == "migrate":
         asyncio.run(run_migrations(settings))
         return 0

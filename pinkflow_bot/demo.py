@@ -1,0 +1,220 @@
+"""`python app.py demo`: the App against an embedded fake GitHub, playing one whole vote.
+
+For someone with no GitHub App yet: it registers nothing anywhere. It starts the fake
+GitHub of the test suite (in this checkout's `tests/`), the App itself with a throwaway
+database, sends it the webhooks GitHub would send for a pull request whose preview is
+voted on and promoted, prints what the bot posted, and keeps the dashboard up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import signal
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .governance.render import CHECK_RUN_NAME, STATUS_MARKER
+from .runtime import Runtime
+from .settings import Settings
+from .web.app import create_app
+
+REPO = "acme/storefront"
+PR = 42
+HEAD_SHA = "9f3c2a7e5b1d4c6f8a0e2b4d6f8a1c3e5b7d9f02"
+PREVIEW_URL = "https://storefront-git-new-checkout-acme.vercel.app"
+CAST = [  # (login, role, comment): who says what, in order
+    ("rita", "read", "/approve love it"),
+    ("sam-the-author", "admin", "/approve ship it"),
+    ("olivia", "admin", "/approve checkout flow works on mobile and desktop"),
+    ("max", "maintain", "/approve"),
+    ("dan", "write", "/reject the footer overlaps the cookie banner"),
+    ("dan", "write", "> /reject\n\nQuoting myself: the footer is fixed now.\n\n/abstain"),
+]
+
+
+def _fake_github_class():
+    try:
+        from tests.fake_github import FakeGitHub
+    except ImportError as error:  # the demo runs from a checkout: tests/ holds the fake GitHub
+        raise SystemExit(
+            f"the demo needs this repository's tests/fake_github and the test packages ({error}); "
+            "run it from a checkout with ./scripts/start demo"
+        ) from None
+    return FakeGitHub
+
+
+def _user(login: str, user_id: int, kind: str = "User") -> dict[str, Any]:
+    return {"login": login, "id": user_id, "type": kind, "node_id": f"U_{user_id}", "site_admin": False}
+
+
+class DemoGitHub:
+    """The fake GitHub with one organisation, one repository and one pull request."""
+
+    def __init__(self, public_key: bytes) -> None:
+        self.fake = _fake_github_class()(app_id=1, app_public_key_pem=public_key)
+
+    async def start(self) -> None:
+        await self.fake.start()
+        self.fake.add_installation(1, "acme")
+        self.fake.add_repo(REPO, installation_id=1)
+        for login, role, _ in CAST:
+            self.fake.add_user(login)
+            self.fake.set_permission(REPO, login, role)
+        self.fake.add_pull(REPO, PR, head_sha=HEAD_SHA, author="sam-the-author", head_ref="new-checkout")
+
+    async def close(self) -> None:
+        await self.fake.close()
+
+
+class Webhooks:
+    """Signed deliveries, as GitHub sends them, to the App's own intake."""
+
+    def __init__(self, http: aiohttp.ClientSession, *, url: str, secret: str) -> None:
+        self._http, self._url, self._secret = http, url, secret
+        self._ids = iter(range(5_000_000, 6_000_000))
+
+    async def send(self, event: str, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256=" + hmac.new(self._secret.encode(), body, hashlib.sha256).hexdigest(),
+            "Content-Type": "application/json",
+        }
+        async with self._http.post(self._url, data=body, headers=headers) as response:
+            response.raise_for_status()
+
+    def _base(self) -> dict[str, Any]:
+        owner, name = REPO.split("/")
+        return {
+            "repository": {"id": 1, "name": name, "full_name": REPO, "private": False, "owner": _user(owner, 1, "Organization")},
+            "installation": {"id": 1},
+        }
+
+    async def preview_ready(self) -> None:
+        deployment_id = next(self._ids)
+        await self.send(
+            "deployment_status",
+            {
+                **self._base(),
+                "action": "created",
+                "deployment": {"id": deployment_id, "sha": HEAD_SHA, "ref": HEAD_SHA, "environment": "Preview"},
+                "deployment_status": {
+                    "id": next(self._ids), "state": "success", "environment": "Preview",
+                    "environment_url": PREVIEW_URL, "target_url": PREVIEW_URL,
+                },
+                "sender": _user("vercel[bot]", 35613825, "Bot"),
+            },
+        )
+
+    async def comment(self, fake, login: str, body: str) -> None:
+        posted = fake.add_comment(REPO, PR, author=login, body=body)
+        await self.send(
+            "issue_comment",
+            {
+                **self._base(),
+                "action": "created",
+                "issue": {"number": PR, "pull_request": {"url": f"https://api.github.com/repos/{REPO}/pulls/{PR}"}},
+                "comment": {"id": posted["id"], "body": body, "user": posted["user"]},
+                "sender": posted["user"],
+            },
+        )
+
+
+async def _settled(runtime: Runtime, *, timeout: float = 30.0) -> None:
+    from .storage import inbox, outbox
+
+    for _ in range(int(timeout / 0.1)):
+        async with runtime.sessions() as session:
+            waiting, _, _ = await inbox.backlog(session)
+            effects, _ = await outbox.backlog(session)
+        if not waiting and not effects:
+            return
+        await asyncio.sleep(0.1)
+
+
+def _report(fake, out: TextIO, *, dashboard: str) -> None:
+    write = out.write
+    write("\n=== What the bot posted on acme/storefront#42 ===\n\n")
+    for comment in fake.comments_on(REPO, PR):
+        if STATUS_MARKER in comment["body"]:
+            write(comment["body"].replace(STATUS_MARKER, "").strip() + "\n\n")
+    write("--- Reactions ---\n")
+    for comment in fake.comments_on(REPO, PR):
+        if comment["user"]["type"] == "User":
+            first_line = comment["body"].splitlines()[0]
+            write(f"  {comment['user']['login']:>15}: {first_line[:50]:<50} {' '.join(fake.reaction_contents(comment['id'])) or '(none)'}\n")
+    for run in fake.check_runs_for(REPO, HEAD_SHA, name=CHECK_RUN_NAME):
+        write(f"\n--- Check run '{CHECK_RUN_NAME}' ---\n  {run['status']} / {run['conclusion']}: {run['output']['title']}\n")
+    production = [d for d in fake.deployments.values() if d["environment"] == "production"]
+    for deployment in production:
+        write(f"\n--- Production deployment ---\n  #{deployment['id']} of {deployment['sha'][:7]} to {deployment['environment']}\n")
+    write(f"\nDashboard: {dashboard}  (Ctrl-C to stop)\n")
+    out.flush()
+
+
+async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = sys.stdout, keep_running: bool = True) -> dict[str, Any]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    github = DemoGitHub(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    await github.start()
+    folder = Path(tempfile.mkdtemp(prefix="pinkflow-demo-"))
+    settings = Settings.from_mapping(
+        {
+            "APP_ID": "1",
+            "PRIVATE_KEY": pem.decode(),
+            "WEBHOOK_SECRET": secrets.token_hex(16),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'demo.db'}",
+            "GITHUB_API_URL": github.fake.url,
+            "PORT": str(port),
+            "PUBLIC_URL": f"http://{host}:{port}",
+        }
+    )
+    runtime = await Runtime.create(settings)
+    runner = web.AppRunner(create_app(runtime), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    runtime.start_worker()
+    out.write(f"pinkflow-bot demo: the App on http://{host}:{port}, a fake GitHub on {github.fake.url}\n")
+    try:
+        async with aiohttp.ClientSession() as http:
+            hooks = Webhooks(http, url=f"http://{host}:{port}/api/github/webhooks", secret=settings.webhook_secret)
+            out.write("1. Vercel reports the preview of acme/storefront#42 ready\n")
+            await hooks.preview_ready()
+            await _settled(runtime)
+            out.write("2. People vote in comments (the author, a read-only user and a quoted command do not count)\n")
+            for login, _, body in CAST:
+                await hooks.comment(github.fake, login, body)
+            await _settled(runtime)
+            out.write("3. The vote passed: olivia comments /promote\n")
+            await hooks.comment(github.fake, "olivia", "/promote")
+            await _settled(runtime)
+        _report(github.fake, out, dashboard=f"http://{host}:{port}/")
+        summary = {
+            "status_comment": next(c["body"] for c in github.fake.comments_on(REPO, PR) if STATUS_MARKER in c["body"]),
+            "check_run": github.fake.check_runs_for(REPO, HEAD_SHA, name=CHECK_RUN_NAME)[-1],
+            "production_deployments": [d for d in github.fake.deployments.values() if d["environment"] == "production"],
+        }
+        if keep_running:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        return summary
+    finally:
+        await runner.cleanup()
+        await runtime.close()
+        await github.close()

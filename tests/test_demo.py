@@ -1,0 +1,49 @@
+"""`python app.py demo`: a whole vote against the embedded fake GitHub, then the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import aiohttp
+
+from tests.paths import REPO_ROOT
+from tests.process import free_port
+
+
+async def test_the_demo_plays_a_vote_prints_what_the_bot_posted_and_keeps_the_dashboard_up(tmp_path):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO_ROOT / "app.py"), "demo",
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PORT": str(port)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    printed = []
+    try:
+        async def read_until_dashboard() -> None:
+            while True:
+                line = (await process.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError("the demo ended early:\n" + "".join(printed))
+                printed.append(line)
+                if line.startswith("Dashboard:"):
+                    return
+
+        await asyncio.wait_for(read_until_dashboard(), timeout=90)
+        output = "".join(printed)
+        assert "### Pinkflow governance: Promoted to production" in output
+        assert "| @olivia | ✅ approve | 3 | checkout flow works on mobile and desktop |" in output
+        assert "@rita: not counted" in output and "@sam-the-author: not counted" in output
+        assert "completed / success: Promoted to production" in output
+        assert output.count("--- Production deployment ---") == 1
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/") as response:
+                assert response.status == 200
+                assert "acme/storefront" in await response.text()
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), timeout=30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
