@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -66,6 +66,16 @@ class HealthView:
 
 
 @dataclass(frozen=True)
+class AuditLine:
+    """One entry of the proposal's append-only audit trail: who did what, and when."""
+
+    at: datetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class ProposalView:
     id: int
     repo_full_name: str
@@ -85,12 +95,20 @@ class ProposalView:
     notes: tuple[str, ...] = ()
     health: HealthView | None = None
     superseded_by: str | None = None  # the newer head SHA, for a superseded proposal
+    # Newest first; the check run shows as many as fit and says how many older ones it left out.
+    audit: tuple[AuditLine, ...] = ()
+    audit_total: int | None = None  # how many entries there are in all, when `audit` is not all of them
+    # Problems of `.github/pinkflow.yml` when the proposal opened (or was last refreshed):
+    # while there are any, nothing is promoted and the check run says what to fix.
+    config_problems: tuple[ConfigProblem, ...] = ()
 
     def __post_init__(self) -> None:
         if self.state not in PROPOSAL_STATES:
             raise ValueError(f"unknown proposal state {self.state!r}")
         object.__setattr__(self, "held_by", tuple(self.held_by))
         object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "audit", tuple(self.audit))
+        object.__setattr__(self, "config_problems", tuple(self.config_problems))
 
 
 @dataclass(frozen=True)
@@ -227,6 +245,8 @@ _CHOICE_LABELS = {
 
 def promotion_blocker(view: ProposalView) -> str | None:
     """Why the Promote button is not offered for a passed proposal; None when it is."""
+    if view.config_problems:
+        return f"{CONFIG_PATH} on the default branch is invalid"
     if view.state != "passed":
         return "the vote has not passed"
     if view.promotion is not None and view.promotion.state in _PROMOTION_ACTIVE:
@@ -377,7 +397,8 @@ def _health_line(view: ProposalView) -> str | None:
         timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
         return f"Preview health: answers {health.status}{timing}."
     if health.status is not None:
-        return f"Preview health: answers {health.status}.{required}"
+        timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
+        return f"Preview health: answers {health.status}{timing}.{required}"
     error = escape_text(health.error or "no answer", limit=200)
     return f"Preview health: no answer ({error}).{required}"
 
@@ -414,6 +435,36 @@ def tally_table(t: Tally, *, budget: int = MAX_CHECK_TEXT) -> str:
         rows.append("\n" + row)
         used += len(row) + 1
     return header + "".join(rows)
+
+
+def _audit_row(line: AuditLine) -> str:
+    at = line.at.astimezone(timezone.utc) if line.at.tzinfo is not None else line.at
+    detail = f": {escape_text(line.detail, limit=300)}" if line.detail.strip() else ""
+    # Plain names, not mentions: the trail names many people and should notify none.
+    who = escape_text(line.actor, limit=100)
+    return f"- {at.strftime('%Y-%m-%d %H:%M:%S')} UTC · {who} · {escape_text(line.action, limit=60)}{detail}"
+
+
+def audit_section(lines: Sequence[AuditLine], *, total: int | None = None, budget: int = MAX_CHECK_TEXT) -> str:
+    """The audit trail, newest first, in at most `budget` characters; the older entries
+    that do not fit are counted instead of shown. Empty when there is nothing to show."""
+    if not lines:
+        return ""
+    total = max(total or 0, len(lines))
+    header = "### Audit trail (newest first)"
+    rows = [header]
+    used = len(header)
+    for line in lines:
+        row = _audit_row(line)
+        # Room for this row and for the line that says how many were left out.
+        if used + len(row) + 1 + 60 > budget:
+            break
+        rows.append(row)
+        used += len(row) + 1
+    left_out = total - (len(rows) - 1)
+    if left_out > 0:
+        rows.append(f"_… and {left_out} older {'entry' if left_out == 1 else 'entries'} not shown._")
+    return "\n".join(rows)
 
 
 def totals_line(t: Tally, rules: Rules) -> str:
@@ -469,7 +520,15 @@ def _promote_action(view: ProposalView) -> dict[str, str]:
 
 
 def render_check_run(view: ProposalView) -> CheckRunOutput:
-    """The check run's status, conclusion, texts and (when promotable) the Promote button."""
+    """The check run's status, conclusion, texts and (when promotable) the Promote button.
+
+    A proposal opened under an unusable `.github/pinkflow.yml` fails, saying what to fix.
+    """
+    if view.config_problems and view.state in ("voting", "passed"):
+        failed = render_config_error(view.config_problems)
+        trail = audit_section(view.audit, total=view.audit_total, budget=MAX_CHECK_TEXT - len(failed.text) - 10)
+        text = f"{failed.text}\n\n{trail}" if trail else failed.text
+        return replace(failed, text=_fit(text, MAX_CHECK_TEXT))
     status, conclusion = _status_and_conclusion(view)
     summary_parts = [_decision_sentence(view), f"**Rules:** {rules_line(view.rules)}", _time_line(view)]
     summary_parts += [line for line in (_promotion_line(view), _health_line(view)) if line]
@@ -481,8 +540,11 @@ def render_check_run(view: ProposalView) -> CheckRunOutput:
     summary = _fit("\n\n".join(part for part in summary_parts if part), MAX_CHECK_TEXT)
 
     totals = totals_line(view.tally, view.rules)
-    table = tally_table(view.tally, budget=MAX_CHECK_TEXT - len(totals) - 10)
-    text = _fit(f"{totals}\n\n{table}", MAX_CHECK_TEXT)
+    room = MAX_CHECK_TEXT - len(totals) - 10
+    # With an audit trail, the votes may take at most half the room; the trail takes the rest.
+    table = tally_table(view.tally, budget=room // 2 if view.audit else room)
+    trail = audit_section(view.audit, total=view.audit_total, budget=room - len(table) - 10)
+    text = _fit("\n\n".join(part for part in (totals, table, trail) if part), MAX_CHECK_TEXT)
 
     actions = (_promote_action(view),) if is_promotable(view) else ()
     return CheckRunOutput(
@@ -515,21 +577,37 @@ def _heading(view: ProposalView) -> str:
     return f"### Pinkflow governance: {_environment(heading)}"
 
 
+def _config_problems_block(view: ProposalView) -> str:
+    shown = view.config_problems[:MAX_PROBLEMS_SHOWN]
+    listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in shown]
+    if len(view.config_problems) > MAX_PROBLEMS_SHOWN:
+        listed.append(f"- … and {_plural(len(view.config_problems) - MAX_PROBLEMS_SHOWN, 'more problem')}")
+    return (
+        f"`{CONFIG_PATH}` on the default branch cannot be used, so this preview cannot be voted on or "
+        "promoted until it is fixed. Once the fix is on the default branch, comment `/status`.\n\n"
+        + "\n".join(listed)
+    )
+
+
 def render_status_comment(view: ProposalView) -> str:
     """The one status comment, found again later by `STATUS_MARKER` on its first line."""
-    before = [
-        _heading(view),
-        _decision_sentence(view),
-        _preview_line(view),
-        _health_line(view),
-        f"**Rules:** {rules_line(view.rules)}",
-    ]
-    after = [
-        totals_line(view.tally, view.rules),
-        _time_line(view),
-        _how_to_vote(view),
-        f"**Promotion:** {_promotion_line(view)}" if view.promotion else None,
-    ]
+    if view.config_problems and view.state in ("voting", "passed"):
+        before = [f"### Pinkflow governance: invalid {CONFIG_PATH}", _config_problems_block(view), _preview_line(view)]
+        after: list[str | None] = []
+    else:
+        before = [
+            _heading(view),
+            _decision_sentence(view),
+            _preview_line(view),
+            _health_line(view),
+            f"**Rules:** {rules_line(view.rules)}",
+        ]
+        after = [
+            totals_line(view.tally, view.rules),
+            _time_line(view),
+            _how_to_vote(view),
+            f"**Promotion:** {_promotion_line(view)}" if view.promotion else None,
+        ]
     notes = _notes(view)
     if notes:
         after.append("**Notes:**\n" + "\n".join(notes))

@@ -306,6 +306,18 @@ def is_preview_environment(name: str | None, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(folded, pattern.casefold()) for pattern in patterns)
 
 
+def is_production_environment(name: str | None, production: str) -> bool:
+    """Is `name` the production environment `production`, in any case? Vercel names it
+    after the project too ("Production – web", with an EN DASH), which counts as well."""
+    if not name:
+        return False
+    folded, wanted = name.casefold().strip(), production.casefold().strip()
+    if folded == wanted:
+        return True
+    rest = folded.removeprefix(wanted)
+    return rest != folded and rest[:1] == " " and rest.lstrip()[:1] in ("–", "-", "—")
+
+
 def weight_for(*, login: str, permission: Permission, teams: Iterable[str] = (), rules: Rules) -> int:
     """The weight of a vote cast now by `login`.
 

@@ -374,3 +374,58 @@ def test_rules_line_names_configured_people_without_mentioning_them():
 def test_preview_links_are_only_made_from_plain_web_addresses(url, shown):
     comment = render_status_comment(make_view(preview_url=url))
     assert f"**Preview:** {shown} " in comment
+
+
+# --- The audit trail and an unusable configuration ------------------------------------------
+
+from pinkflow_bot.governance.config import ConfigProblem  # noqa: E402
+from pinkflow_bot.governance.render import AuditLine  # noqa: E402
+
+
+def audit_lines(count):
+    """`count` entries, newest first, as storage hands them over."""
+    return tuple(
+        AuditLine(at=OPENED + timedelta(minutes=n), actor=f"voter{n}", action="vote", detail=f"approve (weight 1) #{n}")
+        for n in range(count - 1, -1, -1)
+    )
+
+
+def test_the_check_run_text_shows_the_audit_trail_newest_first():
+    trail = (
+        AuditLine(at=OPENED + timedelta(minutes=2), actor="mallory", action="tampering", detail="edited @alice's comment"),
+        AuditLine(at=OPENED + timedelta(minutes=1), actor="alice", action="vote", detail="approve (weight 3)"),
+        AuditLine(at=OPENED, actor="pinkflow", action="opened", detail="preview https://x.example"),
+    )
+    text = render_check_run(make_view("voting", PASSING, audit=trail)).text
+    assert "Audit trail" in text
+    tampering, vote, opened = (text.index(word) for word in ("tampering", "approve (weight 3)", "opened"))
+    assert tampering < vote < opened
+    assert "2026-11-23 12:02:00 UTC · mallory · tampering" in text
+    assert "@alice" not in text.split("Audit trail")[1]  # named, not mentioned
+
+
+def test_a_long_audit_trail_keeps_the_newest_entries_within_githubs_limit():
+    trail = audit_lines(5000)
+    output = render_check_run(make_view("passed", MANY_VOTERS, audit=trail, audit_total=6000))
+    assert len(output.text) <= MAX_CHECK_TEXT
+    assert "voter4999 · vote" in output.text  # the newest
+    assert "voter0 · vote" not in output.text  # the oldest did not fit
+    shown = output.text.count(" · vote: ")
+    assert f"… and {6000 - shown} older entries not shown." in output.text
+    assert "| ✅ approve |" in output.text  # the votes are still there
+
+
+def test_a_proposal_under_an_invalid_configuration_fails_and_offers_no_promotion():
+    problems = (ConfigProblem("threshold", 1, "must be a whole percentage from 0 to 100"),)
+    view = make_view("passed", PASSING, config_problems=problems)
+    output = render_check_run(view)
+    assert (output.status, output.conclusion, output.actions) == ("completed", "failure", ())
+    assert "line 1, threshold: must be a whole percentage" in output.summary
+    comment = render_status_comment(view)
+    assert "invalid .github/pinkflow.yml" in comment and "line 1, threshold" in comment
+    assert "To promote" not in comment
+
+
+def test_a_failing_preview_shows_its_status_and_time():
+    view = make_view("voting", health=HealthView(status=503, elapsed_ms=87))
+    assert "Preview health: answers 503 in 87 ms." in render_status_comment(view)

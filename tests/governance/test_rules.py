@@ -209,3 +209,22 @@ TEAM_RULES = Rules(
 )
 def test_weight_for(login, permission, teams, expected):
     assert weight_for(login=login, permission=permission, teams=teams, rules=TEAM_RULES) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "production", "expected"),
+    [
+        ("production", "production", True),
+        ("Production", "production", True),
+        ("Production – web", "production", True),  # Vercel, with an EN DASH
+        ("production-eu", "production", False),
+        ("productions", "production", False),
+        ("staging", "production", False),
+        (None, "production", False),
+        ("Live", "live", True),
+    ],
+)
+def test_production_environment_names(name, production, expected):
+    from pinkflow_bot.governance.rules import is_production_environment
+
+    assert is_production_environment(name, production) is expected
