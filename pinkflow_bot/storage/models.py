@@ -139,6 +139,14 @@ class Proposal(Base):
     # GitHub does not reopen a completed check run: going back to voting needs a new one.
     check_run_completed: Mapped[bool] = mapped_column(Boolean, default=False)
     notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Problems of `.github/pinkflow.yml` (key, line, message) when the proposal opened or was
+    # last refreshed: while there are any, nothing is counted or promoted.
+    config_problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The last check of the preview URL (+ `preview_health.path`).
+    health_status: Mapped[int | None] = mapped_column(Integer)
+    health_elapsed_ms: Mapped[int | None] = mapped_column(Integer)
+    health_error: Mapped[str | None] = mapped_column(Text)
+    health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("repo_full_name", "pr_number", "head_sha"),
@@ -172,9 +180,12 @@ class Promotion(Base):
     provider: Mapped[str] = mapped_column(String(40))
     requested_by: Mapped[str] = mapped_column(String(100))
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
-    # pending, created, failed
+    # pending, created, failed; then, as the production deployment reports: in_progress, success, failure
     state: Mapped[str] = mapped_column(String(20), default="pending")
+    # The GitHub deployment to production that is followed (created here, or by the provider's CD).
     deployment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The provider's own id of what it did (a Vercel deployment, a webhook delivery).
+    reference: Mapped[str | None] = mapped_column(String(200))
     environment_url: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -216,3 +227,69 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Hold(Base):
+    """`/hold`: no promotion while any hold of the proposal is not released."""
+
+    __tablename__ = "holds"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    login: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ProtectionRuleRequest(Base):
+    """A GitHub Actions job waiting on this App's custom deployment protection rule: kept
+    until the proposal for its commit is decided, then answered once."""
+
+    __tablename__ = "protection_rule_requests"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int | None] = mapped_column(BigInteger)
+    repo_full_name: Mapped[str] = mapped_column(String(200))
+    head_sha: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    environment: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # approved or rejected, once decided; answered_at once GitHub took the answer.
+    answer: Mapped[str | None] = mapped_column(String(20))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("repo_full_name", "run_id", "environment"),
+        Index("ix_protection_rule_requests_repo_sha", "repo_full_name", "head_sha"),
+    )
+
+
+class CommandUse(Base):
+    """Commands a person gave in a repository, for RATE_LIMIT_MAX_REQUESTS per RATE_LIMIT_WINDOW.
+    Kept in the database so that every replica counts the same."""
+
+    __tablename__ = "command_uses"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    repo_full_name: Mapped[str] = mapped_column(String(200))
+    login: Mapped[str] = mapped_column(String(100))  # lower-case
+    commands: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_command_uses_repo_login_at", "repo_full_name", "login", "at"),)
+
+
+class InstallationRepository(Base):
+    """A repository an installation was given (`installation`, `installation_repositories`)."""
+
+    __tablename__ = "installation_repositories"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    repo_full_name: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("installation_id", "repo_full_name"),)
