@@ -20,14 +20,28 @@ from .governance.permissions import Permission
 from .governance.render import (
     CHECK_RUN_NAME,
     STATUS_MARKER,
+    AuditLine,
+    HealthView,
     PromotionView,
     ProposalView,
     render_check_run,
     render_status_comment,
 )
+from .governance.rules import is_preview_environment
 from .handlers.context import is_bot
 from .links import proposal_link
 from .logs import log_context
+from .preview_health import check_preview
+from .promotion import (
+    GitHubDeploymentProvider,
+    PromotionError,
+    PromotionRefused,
+    PromotionRequest,
+    VercelProvider,
+    WebhookProvider,
+    review_deployment_protection_rule,
+)
+from .repository_config import problems_from_json
 from .retries import PermanentFailure, plan_retry
 from .services import (
     VOTE_CHOICES,
@@ -42,17 +56,25 @@ from .services import (
 from .storage import outbox
 from .storage import proposals as queries
 from .storage.database import write_transaction
-from .storage.models import Effect, Proposal
+from .storage.models import Effect, Proposal, ProtectionRuleRequest
 
 log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 12
+# The check run shows the newest entries of the audit trail that fit in GitHub's limit.
+MAX_AUDIT_SHOWN = 2000
 
 
 async def proposal_view(
     session: AsyncSession, proposal: Proposal, *, now: datetime, details_url: str | None = None
 ) -> ProposalView:
     promotion = await queries.promotion(session, proposal_id=proposal.id)
+    holds = await queries.active_holds(session, proposal_id=proposal.id)
+    audit = await queries.audit_trail(session, proposal_id=proposal.id, limit=MAX_AUDIT_SHOWN)
+    total = len(audit) if len(audit) < MAX_AUDIT_SHOWN else await queries.audit_count(session, proposal_id=proposal.id)
+    health = None
+    if proposal.health_checked_at is not None:
+        health = HealthView(status=proposal.health_status, elapsed_ms=proposal.health_elapsed_ms, error=proposal.health_error)
     return ProposalView(
         id=proposal.id,
         repo_full_name=proposal.repo_full_name,
@@ -79,6 +101,11 @@ async def proposal_view(
         notes=tuple(proposal.notes or ()),
         superseded_by=proposal.superseded_by,
         details_url=details_url,
+        held_by=tuple(hold.login for hold in holds),
+        health=health,
+        audit=tuple(AuditLine(at=e.at, actor=e.actor, action=e.action, detail=e.detail or "") for e in audit),
+        audit_total=total,
+        config_problems=problems_from_json(proposal.config_problems),
     )
 
 
@@ -91,12 +118,15 @@ class EffectRunner:
         service: GovernanceService,
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = timedelta(seconds=60),
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self._lease = lease
         self._sessions = sessions
         self._github = github
         self._service = service
         self._clock = clock
+        # For calls beyond GitHub: the Vercel API and promotion webhooks.
+        self._http = http
 
     async def run_due(self, *, limit: int = 16, coalesce: bool = True) -> int:
         """Claims and performs the due effects; returns how many were taken. Without
@@ -112,11 +142,17 @@ class EffectRunner:
     async def _perform(self, effect: Effect) -> None:
         with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
             try:
-                handler = getattr(self, f"_{effect.kind}")
-                await handler(effect)
+                if await self._service.installation_inactive(effect.installation_id):
+                    # Suspended or deleted: its token would be refused; nothing is done for it.
+                    log.info("effect dropped: the installation is suspended or deleted")
+                else:
+                    handler = getattr(self, f"_{effect.kind}")
+                    await handler(effect)
             except Exception as error:  # whatever happened, the outbox goes on
                 plan = plan_retry(error, attempt=effect.attempts)
-                if not isinstance(error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure)):
+                if not isinstance(
+                    error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure, PromotionError)
+                ):
                     log.exception("effect raised")
                 retried = plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="retried" if retried else "failed").inc()
@@ -247,52 +283,111 @@ class EffectRunner:
         await gh.post(f"/repos/{owner}/{repo}/issues/{number}/comments", data={"body": f"{marker}\n{effect.payload['body']}"})
 
     async def _promote(self, effect: Effect) -> None:
+        """Calls the proposal's promotion provider, at most once in effect: the promotion row
+        says whether it is still wanted, and a provider called again after an unknown outcome
+        finds what its earlier attempt did. A refusal is recorded; anything that may heal
+        (`PromotionUnavailable`) is retried, after the wait the other side asked for."""
         async with self._sessions() as session:
             proposal = await session.get(Proposal, effect.proposal_id)
             promotion = await queries.promotion(session, proposal_id=effect.proposal_id)
         if proposal is None or promotion is None or promotion.state != "pending":
             return
         rules = proposal_rules(proposal)
-        if promotion.provider != "github":
-            await self._service.record_promotion_result(
-                proposal_id=proposal.id, deployment_id=None, error=f"provider {promotion.provider!r} is not available"
-            )
+        request = PromotionRequest(
+            proposal_id=proposal.id,
+            repo_full_name=proposal.repo_full_name,
+            pr_number=proposal.pr_number,
+            head_sha=proposal.head_sha,
+            preview_url=proposal.preview_url,
+            preview_deployment_id=proposal.preview_deployment_id,
+            production_environment=rules.production_environment,
+            requested_by=promotion.requested_by,
+            forced=promotion.forced,
+            details_url=self._details_url(proposal),
+        )
+        try:
+            provider = await self._provider(effect, promotion.provider, rules)
+            result = await provider.promote(request, attempt=effect.attempts)
+        except PromotionRefused as refused:
+            await self._service.record_promotion_result(proposal_id=proposal.id, error=str(refused))
             return
+        await self._service.record_promotion_result(proposal_id=proposal.id, result=result)
+
+    async def _provider(self, effect: Effect, name: str, rules):
+        settings = self._service.settings
+        if name == "github":
+            return GitHubDeploymentProvider(await self._client(effect))
+        if name == "vercel":
+            return VercelProvider(
+                self._http_session(),
+                token=settings.vercel_token or "",
+                team_id=settings.vercel_team_id,
+                api_url=settings.vercel_api_url,
+            )
+        if name == "webhook":
+            if not rules.promote_webhook_url:
+                raise PromotionRefused("the webhook provider needs promote.webhook_url in .github/pinkflow.yml")
+            return WebhookProvider(
+                self._http_session(), url=rules.promote_webhook_url, secret=settings.promotion_webhook_secret or ""
+            )
+        raise PromotionRefused(f"provider {name!r} does not promote through this path")
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise PermanentFailure("no HTTP client to promote with")
+        return self._http
+
+    async def _answer_protection_rule(self, effect: Effect) -> None:
+        """Approves or rejects a workflow run that waits on the protection rule, once."""
+        async with self._sessions() as session:
+            request = await session.get(ProtectionRuleRequest, effect.payload["request_id"])
+            proposal = await session.get(Proposal, effect.proposal_id) if effect.proposal_id else None
+        if request is None or request.answered_at is not None or request.answer is None:
+            return
+        approved = request.answer == "approved"
+        if proposal is None:
+            comment = "Promoted by vote." if approved else "Not promoted by vote."
+        else:
+            current = await self._tally_of(proposal)
+            verdict = "passed" if approved else f"was not passed ({proposal.state})"
+            comment = (
+                f"The Pinkflow vote on pull request #{proposal.pr_number} {verdict}: {current.total} votes, "
+                f"{current.approval_rate:g}% weighted approval. {self._details_url(proposal)}"
+            )
         gh = await self._client(effect)
-        owner, repo = proposal.repo_full_name.split("/", 1)
-        deployment_id = None
-        if effect.attempts > 1:
-            deployment_id = await self._find_deployment(gh, proposal, environment=rules.production_environment)
-        if deployment_id is None:
-            try:
-                created = await gh.post(
-                    f"/repos/{owner}/{repo}/deployments",
-                    data={
-                        "ref": proposal.head_sha,
-                        "environment": rules.production_environment,
-                        "auto_merge": False,
-                        "required_contexts": [],
-                        "production_environment": True,
-                        "description": f"Promoted by vote (pinkflow proposal {proposal.id})",
-                        "payload": {
-                            "pinkflow": {
-                                "proposal_id": proposal.id,
-                                "pull_request": proposal.pr_number,
-                                "preview_url": proposal.preview_url,
-                                "requested_by": promotion.requested_by,
-                            }
-                        },
-                    },
-                )
-            except gidgethub.BadRequest as error:
-                if error.status_code.value in (401, 403, 404, 429) or error.status_code.value >= 500:
-                    raise
-                await self._service.record_promotion_result(
-                    proposal_id=proposal.id, deployment_id=None, error=f"GitHub refused the deployment: {error}"
-                )
-                return
-            deployment_id = created["id"]
-        await self._service.record_promotion_result(proposal_id=proposal.id, deployment_id=deployment_id)
+        try:
+            await review_deployment_protection_rule(
+                gh,
+                repo_full_name=request.repo_full_name,
+                run_id=request.run_id,
+                environment_name=request.environment,
+                approved=approved,
+                comment=comment,
+            )
+        except PromotionRefused as refused:
+            # The run is no longer waiting (an earlier answer whose reply was lost, or it was
+            # cancelled): there is nothing left to answer.
+            log.info("the protection rule was not answered", extra={"run_id": request.run_id, "error": str(refused)})
+        await self._service.protection_request_answered(request_id=request.id)
+
+    async def _tally_of(self, proposal: Proposal):
+        async with self._sessions() as session:
+            return await proposal_tally(session, proposal)
+
+    async def _check_preview(self, effect: Effect) -> None:
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, effect.proposal_id)
+        if proposal is None or not proposal.preview_url:
+            return
+        path = proposal_rules(proposal).preview_health_path
+        result = await check_preview(proposal.preview_url, path=path)
+        await self._service.record_preview_health(
+            proposal_id=proposal.id,
+            preview_url=proposal.preview_url,
+            status=result.status,
+            elapsed_ms=result.elapsed_ms,
+            error=result.error,
+        )
 
     async def _rebuild(self, effect: Effect) -> None:
         """What GitHub shows of a pull request, read again: its head and state, a preview
@@ -302,8 +397,13 @@ class EffectRunner:
         gh = await self._client(effect)
         pull = await gh.getitem(f"/repos/{owner}/{repo}/pulls/{number}")
         facts = PullRequestFacts(number=number, head_sha=pull["head"]["sha"], author=pull["user"]["login"])
+        # Read again, not from the copy kept for a minute: `/status` is how a fixed file is taken up.
+        self._service.config.forget(repo_full_name)
+        lookup = await self._service.config.read(
+            gh, repo_full_name=repo_full_name, default_branch=pull["base"]["repo"].get("default_branch")
+        )
         if pull["state"] == "open":
-            await self._open_missed_proposal(gh, effect, pull, facts)
+            await self._open_missed_proposal(gh, effect, pull, facts, lookup)
         comments = []
         async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"):
             commands = tuple(c for c in parse_commands(comment.get("body")) if c.kind in VOTE_CHOICES)
@@ -329,9 +429,10 @@ class EffectRunner:
             pull=facts,
             pull_state=pull["state"],
             comments=comments,
+            lookup=lookup,
         )
 
-    async def _open_missed_proposal(self, gh, effect: Effect, pull: dict[str, Any], facts: PullRequestFacts) -> None:
+    async def _open_missed_proposal(self, gh, effect: Effect, pull: dict[str, Any], facts: PullRequestFacts, lookup) -> None:
         repo_full_name = effect.payload["repo"]
         async with self._sessions() as session:
             existing = await queries.proposal_at(
@@ -341,7 +442,7 @@ class EffectRunner:
             return
         owner, repo = repo_full_name.split("/", 1)
         async for deployment in gh.getiter(f"/repos/{owner}/{repo}/deployments?sha={facts.head_sha}&per_page=100"):
-            if not self._service.is_preview(repo_full_name, deployment.get("environment")):
+            if not is_preview_environment(deployment.get("environment"), lookup.rules.preview_environments):
                 continue
             statuses = await gh.getitem(f"/repos/{owner}/{repo}/deployments/{deployment['id']}/statuses?per_page=1")
             if statuses and statuses[0].get("state") == "success":
@@ -354,14 +455,19 @@ class EffectRunner:
                     preview_deployment_id=deployment["id"],
                     preview_url=statuses[0].get("environment_url") or statuses[0].get("target_url") or None,
                     environment=deployment.get("environment"),
+                    lookup=lookup,
                 )
                 return
-
-    async def _find_deployment(self, gh, proposal: Proposal, *, environment: str) -> int | None:
-        owner, repo = proposal.repo_full_name.split("/", 1)
-        url = f"/repos/{owner}/{repo}/deployments?sha={proposal.head_sha}&environment={environment}&per_page=100"
-        async for deployment in gh.getiter(url):
-            payload = deployment.get("payload") or {}
-            if isinstance(payload, dict) and (payload.get("pinkflow") or {}).get("proposal_id") == proposal.id:
-                return deployment["id"]
-        return None
+        if lookup.rules.open_on == "pull_request":
+            # The head is put to a vote whether or not a preview was deployed for it.
+            await self._service.open_proposal(
+                None,
+                installation_id=effect.installation_id,
+                repo_full_name=repo_full_name,
+                repo_private=bool(pull["base"]["repo"].get("private")),
+                pull=facts,
+                preview_deployment_id=None,
+                preview_url=None,
+                environment=None,
+                lookup=lookup,
+            )

@@ -11,6 +11,7 @@ import aiohttp
 import gidgethub
 
 from .github.errors import GitHubRateLimited
+from .promotion.base import PromotionUnavailable
 
 # Statuses that say "not now" rather than "never".
 _TRANSIENT_STATUSES = frozenset({401, 408, 409, 425})
@@ -41,6 +42,9 @@ def plan_retry(error: BaseException, *, attempt: int) -> RetryPlan:
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, (int, float)) and retry_after >= 0:
         return RetryPlan(True, timedelta(seconds=retry_after + random.uniform(0, 1)), description)
+    if isinstance(error, PromotionUnavailable):
+        # The promotion target is busy or down: tried again with backoff, never given up early.
+        return RetryPlan(True, backoff(attempt), description)
     if isinstance(error, PermanentFailure):
         return RetryPlan(False, timedelta(0), str(error))
     if isinstance(error, (gidgethub.GitHubBroken, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)):

@@ -68,6 +68,7 @@ class Runtime:
                 concurrency=settings.worker_concurrency,
                 lease=timedelta(seconds=settings.worker_lease),
                 clock=self.clock,
+                http=self.http,
             )
 
     def start_worker(self) -> None:

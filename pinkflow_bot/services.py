@@ -9,15 +9,26 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .governance.commands import HELP_TEXT, Command, CommandKind
-from .governance.decision import Outcome, decide, promotion_refusal, vote_refusal
+from .governance.config import CONFIG_PATH
+from .governance.decision import (
+    Outcome,
+    decide,
+    promotion_refusal,
+    proposal_blocker,
+    vote_refusal,
+)
+from .governance.durations import format_duration
 from .governance.permissions import Permission
-from .governance.rules import Rules, is_preview_environment, weight_for
+from .governance.rules import Rules, is_production_environment, weight_for
 from .governance.tally import Ballot as CastBallot
-from .governance.tally import Choice, Tally, tally
+from .governance.tally import Choice, Tally, current_ballots, tally
+from .promotion.base import PromotionResult
+from .repository_config import RepositoryConfig, RulesLookup, problems_as_json
 from .settings import Settings
 from .storage import inbox, outbox
 from .storage import proposals as queries
@@ -25,9 +36,13 @@ from .storage.database import write_transaction
 from .storage.models import (
     AuditEvent,
     Ballot,
+    CommandUse,
+    Hold,
     Installation,
+    InstallationRepository,
     Promotion,
     Proposal,
+    ProtectionRuleRequest,
     PullRequest,
 )
 
@@ -40,6 +55,19 @@ VOTE_CHOICES = {
     CommandKind.RETRACT: Choice.RETRACT,
 }
 SYNC_KINDS = ("sync_check_run", "sync_comment")
+# States of a proposal in which `/promote --force` may still promote it (an admin overrides the vote).
+FORCEABLE_STATES = ("voting", "passed", "rejected", "expired")
+# What a production deployment's `deployment_status` means for its promotion.
+DEPLOYMENT_STATES = {
+    "queued": "in_progress",
+    "pending": "in_progress",
+    "in_progress": "in_progress",
+    "success": "success",
+    "failure": "failure",
+    "error": "failure",
+}
+# Promotions under way or done: the ones whose production deployment is followed.
+FOLLOWED_PROMOTIONS = ("pending", "created", "in_progress", "success", "failure")
 
 
 @dataclass
@@ -99,6 +127,13 @@ def proposal_rules(proposal: Proposal) -> Rules:
     return Rules.from_dict(proposal.rules)
 
 
+def preview_health(proposal: Proposal) -> bool | None:
+    """Whether the preview answered without an error when last checked; None when never checked."""
+    if proposal.health_checked_at is None:
+        return None
+    return proposal.health_status is not None and 200 <= proposal.health_status < 400
+
+
 def cast_ballots(rows: Sequence[Ballot]) -> list[CastBallot]:
     return [
         CastBallot(
@@ -129,6 +164,8 @@ class GovernanceService:
         self._sessions = sessions
         self._settings = settings
         self._clock = clock
+        # Each repository's `.github/pinkflow.yml`, read by handlers and effects through GitHub.
+        self.config = RepositoryConfig(defaults=default_rules(settings))
 
     @property
     def settings(self) -> Settings:
@@ -166,8 +203,11 @@ class GovernanceService:
         head_sha: str,
         author: str,
         state: str,
+        repo_private: bool = False,
+        open_with: RulesLookup | None = None,
     ) -> None:
-        """Keeps what the App knows of a pull request; a new head supersedes, a close cancels."""
+        """Keeps what the App knows of a pull request; a new head supersedes, a close cancels.
+        With `open_with` (`open_on: pull_request`), an open pull request's head is put to a vote."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             pull = await queries.pull_request(session, repo_full_name=repo_full_name, number=number)
@@ -184,6 +224,19 @@ class GovernanceService:
                     await self._end(session, proposal, state="cancelled", actor=author, detail="pull request closed", now=now)
                 elif proposal.head_sha != head_sha:
                     await self._supersede(session, proposal, by=head_sha, actor=author, now=now)
+            if open_with is not None and state == "open":
+                await self._open(
+                    session,
+                    installation_id=installation_id,
+                    repo_full_name=repo_full_name,
+                    repo_private=repo_private,
+                    pull=PullRequestFacts(number=number, head_sha=head_sha, author=author),
+                    preview_deployment_id=None,
+                    preview_url=None,
+                    environment=None,
+                    lookup=open_with,
+                    now=now,
+                )
 
     async def _supersede(self, session: AsyncSession, proposal: Proposal, *, by: str, actor: str, now: datetime) -> None:
         proposal.superseded_by = by
@@ -193,15 +246,11 @@ class GovernanceService:
         proposal.state = state
         proposal.decided_at = now
         session.add(AuditEvent(proposal_id=proposal.id, actor=actor, action=state, detail=detail, at=now))
+        # A workflow run waiting on this commit will not be promoted by this proposal now.
+        await self._answer_protection_requests(session, proposal, approved=False, now=now)
         await self._enqueue_sync(session, proposal, now=now)
 
     # -- proposals -------------------------------------------------------------------------
-
-    def rules_for(self, repo_full_name: str) -> Rules:
-        return default_rules(self._settings)
-
-    def is_preview(self, repo_full_name: str, environment: str | None) -> bool:
-        return is_preview_environment(environment, self.rules_for(repo_full_name).preview_environments)
 
     async def open_proposal(
         self,
@@ -214,10 +263,12 @@ class GovernanceService:
         preview_deployment_id: int | None,
         preview_url: str | None,
         environment: str | None,
+        lookup: RulesLookup,
     ) -> int | None:
-        """Puts the preview at the pull request's head to a vote; a repeated success updates it."""
+        """Puts the preview at the pull request's head to a vote under the rules `lookup` found
+        (or, when the file is unusable, opens it failing until the file is fixed); a repeated
+        success updates it."""
         now = self._clock()
-        rules = self.rules_for(repo_full_name)
         async with self._transaction(delivery) as session:
             stored_pull = await queries.pull_request(session, repo_full_name=repo_full_name, number=pull.number)
             if stored_pull is None:
@@ -228,42 +279,145 @@ class GovernanceService:
             stored_pull.author = pull.author
             stored_pull.state = "open"
             stored_pull.updated_at = now
-            proposal = await queries.proposal_at(
-                session, repo_full_name=repo_full_name, pr_number=pull.number, head_sha=pull.head_sha
-            )
-            if proposal is not None:
-                if proposal.state in queries.OPEN_STATES:
-                    proposal.preview_url = preview_url or proposal.preview_url
-                    proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
-                    proposal.environment = environment or proposal.environment
-                    await self._enqueue_sync(session, proposal, now=now)
-                return proposal.id
-            for older in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
-                await self._supersede(session, older, by=pull.head_sha, actor="pinkflow", now=now)
-            proposal = Proposal(
+            proposal = await self._open(
+                session,
                 installation_id=installation_id,
                 repo_full_name=repo_full_name,
                 repo_private=repo_private,
-                pr_number=pull.number,
-                pr_author=pull.author,
-                head_sha=pull.head_sha,
+                pull=pull,
                 preview_deployment_id=preview_deployment_id,
                 preview_url=preview_url,
                 environment=environment,
-                state="voting",
-                rules=rules.as_dict(),
-                opened_at=now,
-                closes_at=now + rules.voting_period,
-                notes=[],
+                lookup=lookup,
+                now=now,
             )
-            session.add(proposal)
-            await session.flush()
-            session.add(
-                AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="opened", detail=f"preview {preview_url or ''}".strip(), at=now)
-            )
-            await self._enqueue_sync(session, proposal, now=now)
-            log.info("proposal opened", extra={"proposal_id": proposal.id, "head_sha": pull.head_sha})
             return proposal.id
+
+    async def _open(
+        self,
+        session: AsyncSession,
+        *,
+        installation_id: int | None,
+        repo_full_name: str,
+        repo_private: bool,
+        pull: PullRequestFacts,
+        preview_deployment_id: int | None,
+        preview_url: str | None,
+        environment: str | None,
+        lookup: RulesLookup,
+        now: datetime,
+    ) -> Proposal:
+        proposal = await queries.proposal_at(
+            session, repo_full_name=repo_full_name, pr_number=pull.number, head_sha=pull.head_sha
+        )
+        if proposal is not None:
+            if proposal.state in queries.OPEN_STATES:
+                new_preview = bool(preview_url) and preview_url != proposal.preview_url
+                proposal.preview_url = preview_url or proposal.preview_url
+                proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
+                proposal.environment = environment or proposal.environment
+                await self._refresh_config(session, proposal, lookup, now=now)
+                if new_preview:
+                    await self._enqueue_health_check(session, proposal, now=now)
+                await self._enqueue_sync(session, proposal, now=now)
+            return proposal
+        for older in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
+            await self._supersede(session, older, by=pull.head_sha, actor="pinkflow", now=now)
+        rules = lookup.rules
+        proposal = Proposal(
+            installation_id=installation_id,
+            repo_full_name=repo_full_name,
+            repo_private=repo_private,
+            pr_number=pull.number,
+            pr_author=pull.author,
+            head_sha=pull.head_sha,
+            preview_deployment_id=preview_deployment_id,
+            preview_url=preview_url,
+            environment=environment,
+            state="voting",
+            rules=rules.as_dict(),
+            opened_at=now,
+            closes_at=now + rules.voting_period,
+            notes=[],
+            config_problems=problems_as_json(lookup.problems),
+        )
+        session.add(proposal)
+        await session.flush()
+        opened = f"preview {preview_url}" if preview_url else "pull request head"
+        session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="opened", detail=opened, at=now))
+        if lookup.problems:
+            listed = "; ".join(problem.describe() for problem in lookup.problems)
+            session.add(
+                AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="invalid configuration", detail=listed, at=now)
+            )
+        elif not rules.reset_on_push:
+            await self._carry_votes_over(session, proposal, now=now)
+        await self._enqueue_health_check(session, proposal, now=now)
+        await self._settle(session, proposal, now=now)
+        await self._enqueue_sync(session, proposal, now=now)
+        log.info("proposal opened", extra={"proposal_id": proposal.id, "head_sha": pull.head_sha})
+        return proposal
+
+    async def _carry_votes_over(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
+        """`reset_on_push: false`: the votes that counted on the superseded proposal count
+        here too, with the weights they were cast with."""
+        older = await queries.superseded_before(
+            session, repo_full_name=proposal.repo_full_name, pr_number=proposal.pr_number, before_id=proposal.id
+        )
+        if older is None:
+            return
+        counted = {b.sequence for b in current_ballots(cast_ballots(await queries.ballots(session, proposal_id=older.id)))}
+        for row in await queries.ballots(session, proposal_id=older.id):
+            if row.id not in counted:
+                continue
+            session.add(
+                Ballot(
+                    proposal_id=proposal.id,
+                    voter=row.voter,
+                    choice=row.choice,
+                    weight=row.weight,
+                    permission=row.permission,
+                    reason=row.reason,
+                    comment_id=row.comment_id,
+                    cast_at=row.cast_at,
+                )
+            )
+            detail = f"{row.choice} (weight {row.weight}) carried over from {older.head_sha[:7]}"
+            session.add(AuditEvent(proposal_id=proposal.id, actor=row.voter, action="vote carried over", detail=detail, at=now))
+        await session.flush()
+
+    async def apply_config(self, delivery: DeliveryRef | None, *, repo_full_name: str, lookup: RulesLookup) -> int:
+        """A push changed `.github/pinkflow.yml`: open proposals that could not use the old file
+        take the new one up (or show its new problems). Returns how many changed."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            changed = 0
+            for proposal in await queries.open_proposals_of_repo(session, repo_full_name=repo_full_name):
+                changed += await self._refresh_config(session, proposal, lookup, now=now)
+            return changed
+
+    async def _refresh_config(self, session: AsyncSession, proposal: Proposal, lookup: RulesLookup, *, now: datetime) -> bool:
+        """A proposal opened under an unusable file takes up the file as it is now. One that
+        opened under usable rules keeps them: a later change does not move its goalposts."""
+        if not proposal.config_problems:
+            return False
+        if lookup.problems:
+            stored = problems_as_json(lookup.problems)
+            if stored == proposal.config_problems:
+                return False
+            proposal.config_problems = stored
+            await self._enqueue_sync(session, proposal, now=now)
+            return True
+        rules = lookup.rules
+        proposal.config_problems = None
+        proposal.rules = rules.as_dict()
+        # Nobody could vote while the file was unusable: the voting period starts now.
+        proposal.closes_at = now + rules.voting_period
+        detail = f"{CONFIG_PATH} is usable again; voting is open until {proposal.closes_at:%Y-%m-%d %H:%M} UTC"
+        session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="configuration fixed", detail=detail, at=now))
+        await self._enqueue_health_check(session, proposal, now=now)
+        await self._enqueue_sync(session, proposal, now=now)
+        return True
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -284,6 +438,14 @@ class GovernanceService:
             proposal = await queries.current_proposal(
                 session, repo_full_name=repo_full_name, pr_number=pr_number, for_update=True
             )
+            # Where a command that cannot run says why: the proposal the status comment shows.
+            shown = proposal or await queries.latest_proposal(session, repo_full_name=repo_full_name, pr_number=pr_number)
+            limited = await self._rate_limited(session, repo_full_name, voter.login, len(commands), now=now)
+            if limited is not None:
+                if shown is not None:
+                    await self._note(session, shown, f"@{voter.login}: {limited}", now=now)
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
+                return
             counted = refused = False
             for command in commands:
                 if command.kind is CommandKind.HELP:
@@ -295,29 +457,62 @@ class GovernanceService:
                         payload={"repo": repo_full_name, "number": pr_number, "body": HELP_TEXT},
                     )
                     counted = True
-                elif command.kind is CommandKind.STATUS:
+                    continue
+                if command.kind is CommandKind.STATUS:
                     # Read the pull request and its comments again: a missed webhook is made good.
                     await self._enqueue_rebuild(session, installation_id, repo_full_name, pr_number, now=now)
                     counted = True
-                elif proposal is None:
+                    continue
+                if proposal is None:
                     refused = True
-                elif command.kind in VOTE_CHOICES:
+                    if shown is not None:
+                        await self._note(session, shown, f"@{voter.login}: `/{command.kind}` {_not_current(shown)}", now=now)
+                    continue
+                if command.kind in VOTE_CHOICES:
                     accepted = await self._cast(session, proposal, voter=voter, command=command, comment_id=comment_id, now=now)
-                    counted, refused = counted or accepted, refused or not accepted
                 elif command.kind is CommandKind.PROMOTE:
-                    accepted = await self._promote(session, proposal, requester=voter, force=command.force, now=now)
-                    counted, refused = counted or accepted, refused or not accepted
+                    accepted = await self._promote(
+                        session, proposal, requester=voter, force=command.force, reason=command.reason, now=now
+                    )
+                elif command.kind is CommandKind.HOLD:
+                    accepted = await self._hold(session, proposal, voter=voter, reason=command.reason, now=now)
+                else:  # UNHOLD
+                    accepted = await self._unhold(session, proposal, voter=voter, now=now)
+                counted, refused = counted or accepted, refused or not accepted
             if proposal is not None:
                 await self._settle(session, proposal, now=now)
             for content, wanted in (("+1", counted), ("confused", refused)):
                 if wanted:
-                    await outbox.enqueue_effect(
-                        session,
-                        kind="react",
-                        now=now,
-                        installation_id=installation_id,
-                        payload={"repo": repo_full_name, "comment_id": comment_id, "content": content},
-                    )
+                    await self._react(session, installation_id, repo_full_name, comment_id, content, now=now)
+
+    async def _react(
+        self, session: AsyncSession, installation_id: int | None, repo_full_name: str, comment_id: int, content: str, *, now: datetime
+    ) -> None:
+        await outbox.enqueue_effect(
+            session,
+            kind="react",
+            now=now,
+            installation_id=installation_id,
+            payload={"repo": repo_full_name, "comment_id": comment_id, "content": content},
+        )
+
+    async def _rate_limited(self, session: AsyncSession, repo_full_name: str, login: str, count: int, *, now: datetime) -> str | None:
+        """Why `count` more commands of `login` in the repository are refused now (RATE_LIMIT_WINDOW,
+        RATE_LIMIT_MAX_REQUESTS); None when they may run, and then they are counted."""
+        window = self._settings.rate_limit_window
+        limit = self._settings.rate_limit_max_requests
+        since = now - window
+        used, oldest = await queries.commands_since(session, repo_full_name=repo_full_name, login=login, since=since)
+        if used + count > limit:
+            again = (oldest or now) + window
+            log.info("commands refused: rate limit", extra={"login": login, "used": used, "limit": limit})
+            return (
+                f"not run: at most {limit} commands per {format_duration(window)} in this repository; "
+                f"try again after {again:%Y-%m-%d %H:%M} UTC"
+            )
+        await queries.forget_commands_before(session, repo_full_name=repo_full_name, login=login, before=since)
+        session.add(CommandUse(repo_full_name=repo_full_name, login=login.lower(), commands=count, at=now))
+        return None
 
     async def _cast(
         self,
@@ -333,6 +528,8 @@ class GovernanceService:
         rules = proposal_rules(proposal)
         if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
             refusal = "voting has closed; the vote was not counted"
+        elif proposal.config_problems:
+            refusal = f"not counted: {CONFIG_PATH} on the default branch is invalid; fix it, then comment `/status`"
         else:
             refusal = vote_refusal(
                 voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
@@ -356,8 +553,37 @@ class GovernanceService:
                 cast_at=now,
             )
         )
+        action = "retraction" if choice is Choice.RETRACT else "vote"
         detail = f"{choice.value} (weight {weight})" + (f": {command.reason}" if command.reason else "")
-        session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="vote", detail=detail, at=now))
+        if voter.teams and choice is not Choice.RETRACT:
+            detail += f" as a member of {', '.join(voter.teams)}"
+        session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action=action, detail=detail, at=now))
+        await session.flush()
+        await self._enqueue_sync(session, proposal, now=now)
+        return True
+
+    async def _withdraw(
+        self, session: AsyncSession, proposal: Proposal, *, voter: str, comment_id: int, actor: str, why: str, now: datetime
+    ) -> bool:
+        """Withdraws the vote `comment_id` cast, if it is still `voter`'s latest: a retraction is
+        appended (ballots are never changed). False when there was nothing to withdraw."""
+        latest = await queries.latest_ballot(session, proposal_id=proposal.id, voter=voter)
+        if latest is None or latest.comment_id != comment_id or latest.choice == Choice.RETRACT.value:
+            return False
+        session.add(
+            Ballot(
+                proposal_id=proposal.id,
+                voter=latest.voter,
+                choice=Choice.RETRACT.value,
+                weight=0,
+                permission=latest.permission,
+                reason="",
+                comment_id=comment_id,
+                cast_at=now,
+            )
+        )
+        detail = f"{latest.choice} (weight {latest.weight}) of @{latest.voter} withdrawn: {why}"
+        session.add(AuditEvent(proposal_id=proposal.id, actor=actor, action="retraction", detail=detail, at=now))
         await session.flush()
         await self._enqueue_sync(session, proposal, now=now)
         return True
@@ -366,6 +592,135 @@ class GovernanceService:
         """A line for the status comment; the newest few are kept, the audit trail keeps the rest."""
         proposal.notes = ([*proposal.notes, line])[-5:]
         await self._enqueue_sync(session, proposal, now=now)
+
+    # -- holds -------------------------------------------------------------------------------
+
+    async def _hold(self, session: AsyncSession, proposal: Proposal, *, voter: Voter, reason: str, now: datetime) -> bool:
+        refusal = _hold_refusal(proposal, voter)
+        if refusal is not None:
+            await self._note(session, proposal, f"@{voter.login}: not held: {refusal}", now=now)
+            return False
+        holds = await queries.active_holds(session, proposal_id=proposal.id)
+        if any(hold.login.lower() == voter.login.lower() for hold in holds):
+            return True  # held already; a second /hold changes nothing
+        session.add(Hold(proposal_id=proposal.id, login=voter.login, reason=reason, held_at=now))
+        session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="hold", detail=reason, at=now))
+        because = f": {reason}" if reason else ""
+        await self._note(session, proposal, f"@{voter.login} put the promotion on hold{because}", now=now)
+        return True
+
+    async def _unhold(self, session: AsyncSession, proposal: Proposal, *, voter: Voter, now: datetime) -> bool:
+        refusal = _hold_refusal(proposal, voter)
+        if refusal is not None:
+            await self._note(session, proposal, f"@{voter.login}: nothing released: {refusal}", now=now)
+            return False
+        holds = await queries.active_holds(session, proposal_id=proposal.id)
+        if not holds:
+            return True
+        for hold in holds:
+            hold.released_at, hold.released_by = now, voter.login
+        released = ", ".join(f"@{hold.login}" for hold in holds)
+        session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="unhold", detail=f"released the hold of {released}", at=now))
+        await self._note(session, proposal, f"@{voter.login} released the hold of {released}", now=now)
+        return True
+
+    # -- edited and deleted comments ---------------------------------------------------------
+
+    async def apply_comment_edit(
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        installation_id: int | None,
+        repo_full_name: str,
+        pr_number: int,
+        comment_id: int,
+        voter: Voter,
+        commands: Sequence[Command],
+    ) -> None:
+        """An edit by the comment's author: the vote it cast follows the new text. Only votes
+        are re-read; other commands ran when the comment was written."""
+        now = self._clock()
+        votes = [command for command in commands if command.kind in VOTE_CHOICES]
+        async with self._transaction(delivery) as session:
+            proposal = await queries.current_proposal(
+                session, repo_full_name=repo_full_name, pr_number=pr_number, for_update=True
+            )
+            if proposal is None:
+                return
+            latest = await queries.latest_ballot(session, proposal_id=proposal.id, voter=voter.login)
+            cast_here = latest is not None and latest.comment_id == comment_id
+            if not cast_here and not votes:
+                return  # the comment neither voted nor votes now
+            if latest is not None and latest.comment_id is not None and latest.comment_id > comment_id:
+                detail = f"edited comment {comment_id}; a later vote (comment {latest.comment_id}) stands"
+                session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="edit ignored", detail=detail, at=now))
+                return
+            if votes and await self._rate_limited(session, repo_full_name, voter.login, len(votes), now=now):
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
+                return
+            if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
+                await self._note(session, proposal, f"@{voter.login}: voting has closed; the edit changed no vote", now=now)
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
+                return
+            await self._withdraw(
+                session, proposal, voter=voter.login, comment_id=comment_id, actor=voter.login, why="the comment was edited", now=now
+            )
+            accepted = [
+                await self._cast(session, proposal, voter=voter, command=command, comment_id=comment_id, now=now)
+                for command in votes
+            ]
+            await self._settle(session, proposal, now=now)
+            if any(accepted):
+                await self._react(session, installation_id, repo_full_name, comment_id, "+1", now=now)
+            if not all(accepted):
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
+
+    async def record_tampering(
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        repo_full_name: str,
+        pr_number: int,
+        comment_id: int,
+        author: str,
+        editor: str,
+    ) -> None:
+        """Someone edited another person's comment: the edit changes nothing and is audited."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            proposal = await queries.current_proposal(
+                session, repo_full_name=repo_full_name, pr_number=pr_number, for_update=True
+            ) or await queries.latest_proposal(session, repo_full_name=repo_full_name, pr_number=pr_number)
+            if proposal is None:
+                return
+            detail = f"edited comment {comment_id} of @{author}; the edit was ignored"
+            session.add(AuditEvent(proposal_id=proposal.id, actor=editor, action="tampering", detail=detail, at=now))
+            await self._note(
+                session,
+                proposal,
+                f"@{editor} edited a comment of @{author}; only a comment's author can change the vote it casts",
+                now=now,
+            )
+
+    async def withdraw_deleted_comment(
+        self, delivery: DeliveryRef | None, *, repo_full_name: str, pr_number: int, comment_id: int, deleted_by: str
+    ) -> None:
+        """A deleted comment's vote is withdrawn, unless its voter voted again since."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            proposal = await queries.current_proposal(
+                session, repo_full_name=repo_full_name, pr_number=pr_number, for_update=True
+            )
+            if proposal is None or proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
+                return
+            withdrawn = False
+            for voter in await queries.voters_of_comment(session, proposal_id=proposal.id, comment_id=comment_id):
+                withdrawn |= await self._withdraw(
+                    session, proposal, voter=voter, comment_id=comment_id, actor=deleted_by,
+                    why=f"comment {comment_id} was deleted", now=now,
+                )
+            if withdrawn:
+                await self._settle(session, proposal, now=now)
 
     # -- promotion ---------------------------------------------------------------------------
 
@@ -382,13 +737,16 @@ class GovernanceService:
             await self._settle(session, proposal, now=now)
             return accepted
 
-    async def _promote(self, session: AsyncSession, proposal: Proposal, *, requester: Voter, force: bool, now: datetime) -> bool:
+    async def _promote(
+        self, session: AsyncSession, proposal: Proposal, *, requester: Voter, force: bool, now: datetime, reason: str = ""
+    ) -> bool:
         rules = proposal_rules(proposal)
         current = await proposal_tally(session, proposal)
         existing = await queries.promotion(session, proposal_id=proposal.id)
+        held = bool(await queries.active_holds(session, proposal_id=proposal.id))
         refusal = promotion_refusal(
             outcome=decide(current, now=now, closes_at=proposal.closes_at),
-            held=False,
+            held=held,
             requester_permission=requester.permission,
             rules=rules,
             opened_at=proposal.opened_at,
@@ -396,8 +754,12 @@ class GovernanceService:
             force=force,
             # A promotion that failed for good may be asked for again.
             already_promoted=existing is not None and existing.state != "failed",
+            preview_healthy=preview_health(proposal),
         )
-        if proposal.state not in ("voting", "passed"):
+        if proposal.config_problems:
+            # Fails closed, forced or not: nobody knows which rules were meant.
+            refusal = f"{CONFIG_PATH} on the default branch is invalid"
+        if proposal.state not in (FORCEABLE_STATES if force else queries.OPEN_STATES):
             refusal = refusal or f"the proposal is {proposal.state}"
         if refusal is not None:
             await self._note(session, proposal, f"@{requester.login}: not promoted: {refusal}", now=now)
@@ -407,52 +769,78 @@ class GovernanceService:
                 if existing is not None:
                     existing.requested_by, existing.forced, existing.requested_at = requester.login, force, now
                     existing.state, existing.error, existing.completed_at = "pending", None, None
+                    existing.provider = rules.promote_provider
+                    promotion = existing
                 else:
-                    session.add(
-                        Promotion(
-                            proposal_id=proposal.id,
-                            provider=rules.promote_provider,
-                            requested_by=requester.login,
-                            forced=force,
-                            state="pending",
-                            requested_at=now,
-                        )
+                    promotion = Promotion(
+                        proposal_id=proposal.id,
+                        provider=rules.promote_provider,
+                        requested_by=requester.login,
+                        forced=force,
+                        state="pending",
+                        requested_at=now,
                     )
+                    session.add(promotion)
         except IntegrityError:
             # Another replica or a double click got there first: one promotion only.
             await self._note(session, proposal, f"@{requester.login}: not promoted: already promoted", now=now)
             return False
         action = "forced promotion" if force else "promotion requested"
-        session.add(AuditEvent(proposal_id=proposal.id, actor=requester.login, action=action, detail=rules.promote_provider, at=now))
-        await outbox.enqueue_effect(
-            session, kind="promote", now=now, proposal_id=proposal.id, installation_id=proposal.installation_id
-        )
+        detail = rules.promote_provider + (f": {reason}" if reason else "")
+        if force:
+            detail += f" (the vote was {proposal.state}: {_tally_line(current)})"
+        session.add(AuditEvent(proposal_id=proposal.id, actor=requester.login, action=action, detail=detail, at=now))
+        if rules.promote_provider == "protection_rule":
+            # Promoting is approving the workflow runs that wait on this commit, now and later.
+            await self._promoted(session, proposal, promotion, result=PromotionResult(reference="deployment protection rule"), now=now)
+        else:
+            await outbox.enqueue_effect(
+                session, kind="promote", now=now, proposal_id=proposal.id, installation_id=proposal.installation_id
+            )
         await self._enqueue_sync(session, proposal, now=now)
         return True
 
     async def record_promotion_result(
-        self, *, proposal_id: int, deployment_id: int | None, error: str | None = None
+        self,
+        *,
+        proposal_id: int,
+        deployment_id: int | None = None,
+        error: str | None = None,
+        result: PromotionResult | None = None,
     ) -> None:
-        """What the promotion provider answered."""
+        """What the promotion provider answered: what it did, or why it did nothing."""
         now = self._clock()
         async with self._transaction(None) as session:
             proposal = await queries.locked_proposal(session, proposal_id)
             promotion = await queries.promotion(session, proposal_id=proposal_id)
             if proposal is None or promotion is None:
                 return
-            promotion.completed_at = now
             if error is None:
-                promotion.state = "created"
-                promotion.deployment_id = deployment_id
-                proposal.state = "promoted"
-                proposal.decided_at = proposal.decided_at or now
-                detail = f"production deployment {deployment_id}"
-                session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="promoted", detail=detail, at=now))
+                result = result or PromotionResult(deployment_id=deployment_id)
+                await self._promoted(session, proposal, promotion, result=result, now=now)
             else:
+                promotion.completed_at = now
                 promotion.state = "failed"
                 promotion.error = error
                 session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="promotion failed", detail=error, at=now))
             await self._enqueue_sync(session, proposal, now=now)
+
+    async def _promoted(
+        self, session: AsyncSession, proposal: Proposal, promotion: Promotion, *, result: PromotionResult, now: datetime
+    ) -> None:
+        promotion.completed_at = now
+        # The production deployment may already have reported; its state is newer.
+        if promotion.state == "pending":
+            promotion.state = "created"
+        promotion.deployment_id = promotion.deployment_id or result.deployment_id
+        promotion.reference = result.reference
+        promotion.environment_url = promotion.environment_url or result.url
+        proposal.state = "promoted"
+        proposal.decided_at = proposal.decided_at or now
+        what = [f"production deployment {result.deployment_id}" if result.deployment_id else None, result.reference, result.url]
+        detail = f"{promotion.provider}: " + ", ".join(str(part) for part in what if part)
+        session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="promoted", detail=detail, at=now))
+        await self._answer_protection_requests(session, proposal, approved=True, now=now)
 
     async def record_effect_failure(self, *, proposal_id: int | None, kind: str, error: str) -> None:
         """A refusal that will not heal is shown where people look: in the other outputs."""
@@ -465,9 +853,11 @@ class GovernanceService:
             "react": "react to a comment",
             "post_comment": "post a reply",
             "promote": "promote",
+            "answer_protection_rule": "answer the deployment protection rule",
+            "check_preview": "check the preview",
         }.get(kind, kind)
         if kind == "promote":
-            await self.record_promotion_result(proposal_id=proposal_id, deployment_id=None, error=error)
+            await self.record_promotion_result(proposal_id=proposal_id, error=error)
             return
         async with self._transaction(None) as session:
             proposal = await queries.locked_proposal(session, proposal_id)
@@ -481,6 +871,161 @@ class GovernanceService:
                     await outbox.enqueue_effect(
                         session, kind=other, now=now, proposal_id=proposal_id, installation_id=proposal.installation_id
                     )
+
+    # -- the production deployment -------------------------------------------------------------
+
+    async def followed_promotion(
+        self, *, repo_full_name: str, deployment_id: int, sha: str, environment: str | None
+    ) -> int | None:
+        """The proposal whose promotion this production deployment is: the one created for it,
+        or (providers whose CD makes its own deployment) one to the production environment at
+        the promoted commit. None for any other deployment."""
+        async with self.read() as session:
+            promotion = await queries.promotion_by_deployment(session, deployment_id=deployment_id)
+            if promotion is not None:
+                proposal = await session.get(Proposal, promotion.proposal_id)
+                if proposal is not None and proposal.repo_full_name == repo_full_name:
+                    return proposal.id
+            proposal = await queries.proposal_for_commit(session, repo_full_name=repo_full_name, head_sha=sha)
+            if proposal is None or not is_production_environment(environment, proposal_rules(proposal).production_environment):
+                return None
+            promotion = await queries.promotion(session, proposal_id=proposal.id)
+            if promotion is None or promotion.state not in FOLLOWED_PROMOTIONS:
+                return None
+            if promotion.deployment_id not in (None, deployment_id):
+                return None  # another deployment is the promotion's
+            return proposal.id
+
+    async def record_deployment_status(
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        proposal_id: int,
+        deployment_id: int,
+        state: str,
+        environment_url: str | None,
+        description: str | None,
+        creator: str,
+    ) -> None:
+        """The production deployment reports: in progress, success with its URL, or failure."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            proposal = await queries.locked_proposal(session, proposal_id)
+            promotion = await queries.promotion(session, proposal_id=proposal_id)
+            followed = DEPLOYMENT_STATES.get(state)
+            if proposal is None or promotion is None or followed is None:
+                return  # `inactive`: a later deployment replaced this one, which says nothing new
+            promotion.deployment_id = promotion.deployment_id or deployment_id
+            if promotion.state in ("success", "failure") and followed == "in_progress":
+                return  # a late delivery of an earlier status
+            if promotion.state == followed and (environment_url or None) == promotion.environment_url:
+                return
+            promotion.state = followed
+            if environment_url:
+                promotion.environment_url = environment_url
+            action = {"in_progress": "deploying", "success": "deployed", "failure": "deployment failed"}[followed]
+            what = f"deployment {deployment_id} {state}"
+            extra = environment_url if followed == "success" else description
+            detail = what + (f": {extra}" if extra else "")
+            session.add(AuditEvent(proposal_id=proposal_id, actor=creator, action=action, detail=detail, at=now))
+            await self._enqueue_sync(session, proposal, now=now)
+
+    # -- deployment protection rules -----------------------------------------------------------
+
+    async def record_protection_request(
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        installation_id: int | None,
+        repo_full_name: str,
+        head_sha: str,
+        run_id: int,
+        environment: str,
+    ) -> None:
+        """A workflow run waits on this App before deploying `head_sha` to `environment`: it is
+        answered once the proposal for that commit is decided, and kept until then."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            request = await queries.protection_request(
+                session, repo_full_name=repo_full_name, run_id=run_id, environment=environment
+            )
+            if request is None:
+                try:
+                    async with session.begin_nested():
+                        request = ProtectionRuleRequest(
+                            installation_id=installation_id,
+                            repo_full_name=repo_full_name,
+                            head_sha=head_sha,
+                            run_id=run_id,
+                            environment=environment,
+                            requested_at=now,
+                        )
+                        session.add(request)
+                except IntegrityError:
+                    return  # another replica stored it
+            proposal = await queries.proposal_for_commit(session, repo_full_name=repo_full_name, head_sha=head_sha)
+            if proposal is None:
+                return  # the proposal that opens for this commit will answer it
+            proposal = await queries.locked_proposal(session, proposal.id)
+            detail = f"workflow run {run_id} waits to deploy to {environment}"
+            session.add(AuditEvent(proposal_id=proposal.id, actor="github-actions", action="deployment requested", detail=detail, at=now))
+            promotion = await queries.promotion(session, proposal_id=proposal.id)
+            if proposal.state == "promoted" or (promotion is not None and promotion.state not in ("pending", "failed")):
+                await self._answer_protection_requests(session, proposal, approved=True, now=now)
+            elif proposal.state in ("rejected", "expired", "superseded", "cancelled"):
+                await self._answer_protection_requests(session, proposal, approved=False, now=now)
+            else:
+                await self._settle(session, proposal, now=now)
+            await self._enqueue_sync(session, proposal, now=now)
+
+    async def _answer_protection_requests(
+        self, session: AsyncSession, proposal: Proposal, *, approved: bool, now: datetime
+    ) -> None:
+        """Decides the waiting workflow runs of the proposal's commit, once each; the answers
+        leave through the outbox."""
+        answer = "approved" if approved else "rejected"
+        for request in await queries.protection_requests(
+            session, repo_full_name=proposal.repo_full_name, head_sha=proposal.head_sha
+        ):
+            request.answer = answer
+            detail = f"workflow run {request.run_id} to {request.environment}: {answer}"
+            session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="deployment reviewed", detail=detail, at=now))
+            await outbox.enqueue_effect(
+                session,
+                kind="answer_protection_rule",
+                now=now,
+                proposal_id=proposal.id,
+                installation_id=request.installation_id or proposal.installation_id,
+                payload={"request_id": request.id},
+            )
+
+    async def protection_request_answered(self, *, request_id: int) -> None:
+        async with self._transaction(None) as session:
+            request = await session.get(ProtectionRuleRequest, request_id)
+            if request is not None and request.answered_at is None:
+                request.answered_at = self._clock()
+
+    # -- preview health ------------------------------------------------------------------------
+
+    async def _enqueue_health_check(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
+        if proposal.preview_url:
+            await outbox.enqueue_effect(
+                session, kind="check_preview", now=now, proposal_id=proposal.id, installation_id=proposal.installation_id
+            )
+
+    async def record_preview_health(
+        self, *, proposal_id: int, preview_url: str, status: int | None, elapsed_ms: int | None, error: str | None
+    ) -> None:
+        """What the preview answered; with `preview_health.required`, promotion waits for a good answer."""
+        now = self._clock()
+        async with self._transaction(None) as session:
+            proposal = await queries.locked_proposal(session, proposal_id)
+            if proposal is None or proposal.preview_url != preview_url:
+                return  # a newer preview is checked by its own effect
+            proposal.health_status, proposal.health_elapsed_ms = status, elapsed_ms
+            proposal.health_error, proposal.health_checked_at = error, now
+            await self._settle(session, proposal, now=now)
+            await self._enqueue_sync(session, proposal, now=now)
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -498,11 +1043,29 @@ class GovernanceService:
             proposal.state = new_state
             proposal.decided_at = now if closed else None
             await self._enqueue_sync(session, proposal, now=now)
+        if proposal.state in ("rejected", "expired"):
+            await self._answer_protection_requests(session, proposal, approved=False, now=now)
+            return
+        if proposal.state != "passed" or proposal.config_problems:
+            return
         rules = proposal_rules(proposal)
-        if proposal.state == "passed" and rules.auto_promote:
-            if await queries.promotion(session, proposal_id=proposal.id) is None:
-                automatic = Voter(login="pinkflow", is_bot=True, permission=Permission.ADMIN)
-                await self._promote(session, proposal, requester=automatic, force=False, now=now)
+        # A workflow run that waits on the protection rule asked for the promotion itself.
+        waiting = rules.promote_provider == "protection_rule" and bool(
+            await queries.protection_requests(session, repo_full_name=proposal.repo_full_name, head_sha=proposal.head_sha)
+        )
+        if not (rules.auto_promote or waiting) or await queries.promotion(session, proposal_id=proposal.id) is not None:
+            return
+        blocker = proposal_blocker(
+            outcome=Outcome.PASSED,
+            held=bool(await queries.active_holds(session, proposal_id=proposal.id)),
+            rules=rules,
+            opened_at=proposal.opened_at,
+            now=now,
+            preview_healthy=preview_health(proposal),
+        )
+        if blocker is None:
+            automatic = Voter(login="pinkflow", is_bot=True, permission=Permission.ADMIN)
+            await self._promote(session, proposal, requester=automatic, force=False, now=now)
 
     async def refresh(self, delivery: DeliveryRef | None, *, proposal_id: int) -> None:
         """The check run's Re-run: rebuild from GitHub, then show the stored state again."""
@@ -535,9 +1098,11 @@ class GovernanceService:
         pull: PullRequestFacts,
         pull_state: str,
         comments: Sequence[CommentFacts],
+        lookup: RulesLookup | None = None,
     ) -> None:
         """Brings the stored proposal in line with what GitHub shows: the pull request's head
-        and state, and votes from comments whose webhooks never arrived. Idempotent."""
+        and state, the repository's rules file if it was unusable, the preview's health, and
+        votes from comments whose webhooks never arrived. Idempotent."""
         now = self._clock()
         async with self._transaction(None) as session:
             stored = await queries.pull_request(session, repo_full_name=repo_full_name, number=pull.number)
@@ -556,6 +1121,10 @@ class GovernanceService:
             )
             if proposal is None or proposal.head_sha != pull.head_sha:
                 return
+            if lookup is not None:
+                await self._refresh_config(session, proposal, lookup, now=now)
+            if proposal.state in queries.OPEN_STATES:
+                await self._enqueue_health_check(session, proposal, now=now)
             latest_comment = await queries.latest_comment_per_voter(session, proposal_id=proposal.id)
             for comment in sorted(comments, key=lambda c: c.comment_id):
                 if comment.created_at < proposal.opened_at or comment.author_is_bot:
@@ -603,8 +1172,15 @@ class GovernanceService:
     # -- installations -----------------------------------------------------------------------
 
     async def record_installation(
-        self, delivery: DeliveryRef | None, *, installation_id: int, account_login: str, action: str
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        installation_id: int,
+        account_login: str,
+        action: str,
+        repositories: Sequence[str] = (),
     ) -> None:
+        """`installation` created, deleted, suspend, unsuspend (and new permissions accepted)."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             installation = await session.get(Installation, installation_id)
@@ -619,6 +1195,73 @@ class GovernanceService:
             elif action in ("unsuspend", "created"):
                 installation.suspended_at = None
                 installation.deleted_at = None
+            if action == "created":
+                await self._repositories_added(session, installation_id, repositories, now=now)
+            log.info("installation recorded", extra={"installation_id": installation_id, "change": action})
+
+    async def record_installation_repositories(
+        self,
+        delivery: DeliveryRef | None,
+        *,
+        installation_id: int,
+        account_login: str,
+        added: Sequence[str],
+        removed: Sequence[str],
+    ) -> None:
+        """`installation_repositories` added and removed."""
+        now = self._clock()
+        async with self._transaction(delivery) as session:
+            if await session.get(Installation, installation_id) is None:
+                session.add(Installation(id=installation_id, account_login=account_login, created_at=now))
+            await self._repositories_added(session, installation_id, added, now=now)
+            for full_name in removed:
+                row = await _installation_repository(session, installation_id, full_name)
+                if row is not None:
+                    row.removed_at = now
+
+    async def _repositories_added(self, session: AsyncSession, installation_id: int, names: Sequence[str], *, now: datetime) -> None:
+        for full_name in names:
+            row = await _installation_repository(session, installation_id, full_name)
+            if row is None:
+                session.add(InstallationRepository(installation_id=installation_id, repo_full_name=full_name, added_at=now))
+            else:
+                row.added_at, row.removed_at = now, None
+        await session.flush()
+
+    async def installation_inactive(self, installation_id: int | None) -> bool:
+        """Whether the installation was suspended or deleted: its deliveries are not acted on."""
+        if installation_id is None:
+            return False
+        async with self.read() as session:
+            installation = await session.get(Installation, installation_id)
+        return installation is not None and (installation.suspended_at is not None or installation.deleted_at is not None)
+
+
+async def _installation_repository(session: AsyncSession, installation_id: int, full_name: str) -> InstallationRepository | None:
+    return await session.scalar(
+        select(InstallationRepository).where(
+            InstallationRepository.installation_id == installation_id,
+            InstallationRepository.repo_full_name == full_name,
+        )
+    )
+
+
+def _not_current(proposal: Proposal) -> str:
+    """Why a command about `proposal`, which is no longer current, does nothing."""
+    if proposal.state == "superseded":
+        newer = f" by {proposal.superseded_by[:7]}" if proposal.superseded_by else ""
+        return f"not run: this proposal was superseded{newer}; the newer commit's preview opens the next vote"
+    return f"not run: the proposal is {proposal.state}"
+
+
+def _hold_refusal(proposal: Proposal, voter: Voter) -> str | None:
+    if voter.is_bot:
+        return "bots cannot hold promotions"
+    if voter.permission < Permission.WRITE:
+        return f"needs write permission or above (has {voter.permission.label})"
+    if proposal.state not in queries.OPEN_STATES:
+        return f"the proposal is {proposal.state}"
+    return None
 
 
 def _tally_line(current: Tally) -> str:

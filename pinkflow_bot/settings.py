@@ -52,6 +52,8 @@ class Settings:
     vercel_token: str | None = field(default=None, repr=False)
     vercel_team_id: str | None = None
     vercel_api_url: str = "https://api.vercel.com"
+    # Signs promotion webhooks (the `webhook` provider), as WEBHOOK_SECRET signs GitHub's.
+    promotion_webhook_secret: str | None = field(default=None, repr=False)
     sentry_dsn: str | None = field(default=None, repr=False)
     # Intake refuses bodies over this size; GitHub caps payloads at 25 MB.
     max_body_bytes: int = 25 * 1024 * 1024
@@ -71,7 +73,7 @@ class Settings:
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line."""
-        values = (self.private_key, self.webhook_secret, self.vercel_token, self.sentry_dsn)
+        values = (self.private_key, self.webhook_secret, self.vercel_token, self.promotion_webhook_secret, self.sentry_dsn)
         return tuple(v for v in values if v)
 
     @classmethod
@@ -122,6 +124,7 @@ class Settings:
             vercel_token=get("VERCEL_TOKEN"),
             vercel_team_id=get("VERCEL_TEAM_ID"),
             vercel_api_url=(get("VERCEL_API_URL") or "https://api.vercel.com").rstrip("/"),
+            promotion_webhook_secret=get("PROMOTION_WEBHOOK_SECRET"),
             sentry_dsn=get("SENTRY_DSN"),
             max_body_bytes=_int(get("MAX_BODY_BYTES") or str(25 * 1024 * 1024), "MAX_BODY_BYTES"),
             worker_concurrency=_int(get("WORKER_CONCURRENCY") or "4", "WORKER_CONCURRENCY"),

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import aiohttp
 from gidgethub import routing, sansio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +27,9 @@ from .storage.models import Delivery
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.5
+# GitHub sends these to every App; they are handled without acting as the installation,
+# which may be gone (deleted) or unable to get a token (suspended).
+INSTALLATION_EVENTS = frozenset({"installation", "installation_repositories"})
 SWEEP_EVERY_SECONDS = 5.0
 
 
@@ -40,6 +44,7 @@ class Worker:
         concurrency: int = 4,
         lease: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utcnow,
+        http: aiohttp.ClientSession | None = None,
     ) -> None:
         self._sessions = sessions
         self._service = service
@@ -49,7 +54,9 @@ class Worker:
         self._clock = clock
         # How long a claim holds before another worker may take the work over (after a crash).
         self._lease = lease
-        self._effects = EffectRunner(sessions=sessions, github=github, service=service, clock=clock, lease=lease)
+        self._effects = EffectRunner(
+            sessions=sessions, github=github, service=service, clock=clock, lease=lease, http=http
+        )
         # Set by intake in the same process (and by handled deliveries for the outbox), so
         # new work starts at once; other processes' work is found by polling.
         self._deliveries_ready = asyncio.Event()
@@ -144,7 +151,7 @@ class Worker:
         metrics.PROCESSING_SECONDS.labels(event=delivery.event[:40]).observe(time.perf_counter() - started)
 
     async def _dispatch(self, delivery: Delivery) -> str:
-        """Runs the handlers; says how it went: handled, taken_over or failed."""
+        """Runs the handlers; says how it went: handled, skipped, taken_over, retried or failed."""
         ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id, attempt=delivery.attempts)
         with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
                          installation_id=delivery.installation_id):
@@ -156,8 +163,19 @@ class Worker:
                     repository=repository.get("full_name") if isinstance(repository, dict) else None,
                     pull_request=inbox.pull_number_of(delivery.event, data),
                 ):
+                    if delivery.event not in INSTALLATION_EVENTS and await self._service.installation_inactive(
+                        delivery.installation_id
+                    ):
+                        # Acknowledged at intake; not acted on while suspended, never once deleted.
+                        await self._service.finish_delivery(ref)
+                        log.info("delivery skipped: the installation is suspended or deleted")
+                        return "skipped"
                     gh = None
-                    if delivery.installation_id is not None and self._router.fetch(event):
+                    if (
+                        delivery.installation_id is not None
+                        and delivery.event not in INSTALLATION_EVENTS
+                        and self._router.fetch(event)
+                    ):
                         gh = await self._github.installation_client(delivery.installation_id)
                     context = HandlerContext(
                         delivery=ref, service=self._service, github=self._github, installation_id=delivery.installation_id

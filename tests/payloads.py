@@ -64,6 +64,8 @@ def _place(payload: dict[str, Any], *, repo: str, installation_id: int | None, p
     repository["name"] = name
     repository["owner"]["login"] = owner
     repository["private"] = private
+    # As the fake GitHub's repositories have it (`add_repo`'s default).
+    repository["default_branch"] = "main"
     if installation_id is not None:
         payload["installation"] = {"id": installation_id, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="}
 
@@ -175,3 +177,136 @@ def promote_clicked(
 
 def ping() -> Delivery:
     return delivery("ping", example("ping/with-app_id.json"))
+
+
+def comment_edited(
+    body: str,
+    *,
+    before: str,
+    repo: str,
+    number: int,
+    author: str,
+    comment_id: int,
+    editor: str | None = None,
+    installation_id: int | None = 1,
+) -> Delivery:
+    """`issue_comment` `edited`: the comment now reads `body`; `changes.body.from` is `before`."""
+    payload = example("issue_comment/edited.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    payload["issue"]["number"] = number
+    payload["issue"]["pull_request"] = {
+        "url": f"https://api.github.com/repos/{repo}/pulls/{number}",
+        "html_url": f"https://github.com/{repo}/pull/{number}",
+        "diff_url": f"https://github.com/{repo}/pull/{number}.diff",
+        "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
+    }
+    payload["comment"].update(id=comment_id, body=body, user=_user(author))
+    payload["changes"] = {"body": {"from": before}}
+    payload["sender"] = _user(editor or author)
+    return delivery("issue_comment", payload)
+
+
+def comment_deleted(
+    *, repo: str, number: int, author: str, comment_id: int, body: str = "", deleted_by: str | None = None,
+    installation_id: int | None = 1,
+) -> Delivery:
+    payload = example("issue_comment/deleted.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    payload["issue"]["number"] = number
+    payload["issue"]["pull_request"] = {
+        "url": f"https://api.github.com/repos/{repo}/pulls/{number}",
+        "html_url": f"https://github.com/{repo}/pull/{number}",
+        "diff_url": f"https://github.com/{repo}/pull/{number}.diff",
+        "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
+    }
+    payload["comment"].update(id=comment_id, body=body, user=_user(author))
+    payload["sender"] = _user(deleted_by or author)
+    return delivery("issue_comment", payload)
+
+
+def push(
+    *,
+    repo: str,
+    ref: str = "refs/heads/main",
+    default_branch: str = "main",
+    modified: tuple[str, ...] = (),
+    added: tuple[str, ...] = (),
+    installation_id: int | None = 1,
+) -> Delivery:
+    """A push of one commit that added and modified the given paths."""
+    payload = example("push/with-installation.json")
+    _place(payload, repo=repo, installation_id=installation_id)
+    payload["repository"]["default_branch"] = default_branch
+    payload["repository"]["master_branch"] = default_branch
+    payload["ref"] = ref
+    commit = {
+        "id": "1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6",
+        "tree_id": "f9d2a07e9488b91af2641b26b9407fe22a451433",
+        "distinct": True,
+        "message": "Change the rules",
+        "timestamp": "2026-11-02T09:00:00Z",
+        "url": f"https://github.com/{repo}/commit/1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6",
+        "author": {"name": "Ann", "email": "ann@example.com", "username": "ann"},
+        "committer": {"name": "Ann", "email": "ann@example.com", "username": "ann"},
+        "added": list(added),
+        "removed": [],
+        "modified": list(modified),
+    }
+    payload["commits"] = [commit]
+    payload["head_commit"] = commit
+    return delivery("push", payload)
+
+
+def installation_event(
+    action: str, *, installation_id: int, account: str = "octo-org", repositories: tuple[str, ...] = ()
+) -> Delivery:
+    """`installation` created, deleted, suspend or unsuspend."""
+    payload = example(f"installation/{action}.json")
+    payload["installation"]["id"] = installation_id
+    payload["installation"]["account"]["login"] = account
+    if action == "created":
+        payload["repositories"] = [
+            {"id": 900 + n, "node_id": "MDEwOlJlcG9zaXRvcnkx", "name": name.split("/")[1], "full_name": name, "private": False}
+            for n, name in enumerate(repositories)
+        ]
+    return delivery("installation", payload)
+
+
+def installation_repositories(
+    action: str, *, installation_id: int, account: str = "octo-org", repositories: tuple[str, ...] = ()
+) -> Delivery:
+    """`installation_repositories` added or removed."""
+    payload = example(f"installation_repositories/{action}.json")
+    payload["installation"]["id"] = installation_id
+    payload["installation"]["account"]["login"] = account
+    listed = [
+        {"id": 900 + n, "node_id": "MDEwOlJlcG9zaXRvcnkx", "name": name.split("/")[1], "full_name": name, "private": False}
+        for n, name in enumerate(repositories)
+    ]
+    payload["repositories_added"] = listed if action == "added" else []
+    payload["repositories_removed"] = listed if action == "removed" else []
+    return delivery("installation_repositories", payload)
+
+
+def protection_rule_requested(
+    *, repo: str, sha: str, run_id: int, environment: str = "production", installation_id: int | None = 1
+) -> Delivery:
+    """`deployment_protection_rule` `requested`. GitHub's examples have none: built from its schema,
+    with the deployment, repository and sender of the `deployment_status` example."""
+    base = example("deployment_status/created.with-installation.json")
+    _place(base, repo=repo, installation_id=installation_id)
+    deployment = base["deployment"]
+    deployment.update(sha=sha, ref=sha, environment=environment, original_environment=environment)
+    payload: dict[str, Any] = {
+        "action": "requested",
+        "environment": environment,
+        "event": "push",
+        "deployment_callback_url": f"https://api.github.com/repos/{repo}/actions/runs/{run_id}/deployment_protection_rule",
+        "deployment": deployment,
+        "pull_requests": [],
+        "repository": base["repository"],
+        "sender": base["sender"],
+    }
+    if installation_id is not None:
+        payload["installation"] = base["installation"]
+    return delivery("deployment_protection_rule", payload)

@@ -2,6 +2,13 @@
 
 from gidgethub.routing import Router
 
-from . import checks, comments, deployments, installations, pull_requests
+from . import checks, comments, deployments, installations, pull_requests, pushes
 
-router = Router(pull_requests.router, comments.router, deployments.router, checks.router, installations.router)
+router = Router(
+    pull_requests.router,
+    comments.router,
+    deployments.router,
+    checks.router,
+    installations.router,
+    pushes.router,
+)

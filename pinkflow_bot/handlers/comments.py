@@ -1,15 +1,19 @@
-"""Comments on pull requests: the commands people vote and promote with."""
+"""Comments on pull requests: the commands people vote and promote with, their edits and deletions."""
 
 from __future__ import annotations
 
+import logging
+
 from gidgethub import routing, sansio
 
-from ..governance.commands import CommandKind, parse_commands
+from ..governance.commands import Command, CommandKind, parse_commands
 from ..governance.permissions import Permission
-from ..services import Voter
+from ..services import VOTE_CHOICES, Voter, proposal_rules
+from ..storage import proposals as queries
 from .context import HandlerContext, is_bot, repo_full_name
 
 router = routing.Router()
+log = logging.getLogger(__name__)
 
 # Commands anyone may give; the others need the commenter's permission.
 _OPEN_TO_ANYONE = {CommandKind.STATUS, CommandKind.HELP}
@@ -23,18 +27,83 @@ async def comment_created(event: sansio.Event, gh, ctx: HandlerContext) -> None:
     commands = parse_commands(comment.get("body"))
     if "pull_request" not in issue or not commands or is_bot(author) or is_bot(event.data.get("sender")):
         return
-    repo = repo_full_name(event.data)
-    permission = Permission.NONE
-    if any(command.kind not in _OPEN_TO_ANYONE for command in commands):
-        permission = await ctx.github.permission(
-            gh, repo_full_name=repo, login=author["login"], installation_id=ctx.installation_id
-        )
     await ctx.service.apply_commands(
+        ctx.delivery,
+        installation_id=ctx.installation_id,
+        repo_full_name=repo_full_name(event.data),
+        pr_number=issue["number"],
+        comment_id=comment["id"],
+        voter=await _voter(event, gh, ctx, login=author["login"], commands=commands),
+        commands=commands,
+    )
+
+
+@router.register("issue_comment", action="edited")
+async def comment_edited(event: sansio.Event, gh, ctx: HandlerContext) -> None:
+    """The vote follows the new text, if its author edited it; anyone else's edit is tampering."""
+    issue = event.data["issue"]
+    comment = event.data["comment"]
+    author = comment.get("user") or {}
+    editor = event.data.get("sender") or {}
+    before = parse_commands(((event.data.get("changes") or {}).get("body") or {}).get("from"))
+    after = parse_commands(comment.get("body"))
+    if "pull_request" not in issue or is_bot(author) or not (before or after):
+        return
+    repo = repo_full_name(event.data)
+    if str(editor.get("login", "")).lower() != str(author.get("login", "")).lower():
+        if is_bot(editor):
+            return
+        await ctx.service.record_tampering(
+            ctx.delivery,
+            repo_full_name=repo,
+            pr_number=issue["number"],
+            comment_id=comment["id"],
+            author=author.get("login", ""),
+            editor=editor.get("login", ""),
+        )
+        return
+    votes = tuple(command for command in after if command.kind in VOTE_CHOICES)
+    await ctx.service.apply_comment_edit(
         ctx.delivery,
         installation_id=ctx.installation_id,
         repo_full_name=repo,
         pr_number=issue["number"],
         comment_id=comment["id"],
-        voter=Voter(login=author["login"], is_bot=False, permission=permission),
-        commands=commands,
+        voter=await _voter(event, gh, ctx, login=author["login"], commands=votes),
+        commands=votes,
     )
+
+
+@router.register("issue_comment", action="deleted")
+async def comment_deleted(event: sansio.Event, gh, ctx: HandlerContext) -> None:
+    """A deleted comment's vote is withdrawn."""
+    issue = event.data["issue"]
+    comment = event.data["comment"]
+    if "pull_request" not in issue or is_bot(comment.get("user")):
+        return
+    await ctx.service.withdraw_deleted_comment(
+        ctx.delivery,
+        repo_full_name=repo_full_name(event.data),
+        pr_number=issue["number"],
+        comment_id=comment["id"],
+        deleted_by=(event.data.get("sender") or {}).get("login") or (comment.get("user") or {}).get("login", ""),
+    )
+
+
+async def _voter(event: sansio.Event, gh, ctx: HandlerContext, *, login: str, commands: tuple[Command, ...]) -> Voter:
+    """The commenter as the commands need them: their permission, and for votes the
+    configured teams they belong to (a voter gets the highest weight that applies)."""
+    if all(command.kind in _OPEN_TO_ANYONE for command in commands):
+        return Voter(login=login, is_bot=False, permission=Permission.NONE)
+    repo = repo_full_name(event.data)
+    permission = await ctx.github.permission(gh, repo_full_name=repo, login=login, installation_id=ctx.installation_id)
+    teams: list[str] = []
+    if any(command.kind in VOTE_CHOICES for command in commands):
+        async with ctx.service.read() as session:
+            proposal = await queries.current_proposal(session, repo_full_name=repo, pr_number=event.data["issue"]["number"])
+        configured = proposal_rules(proposal).team_weights if proposal is not None else {}
+        for team in sorted(configured):
+            org, _, slug = team.partition("/")
+            if await ctx.github.team_member(gh, org=org, team_slug=slug, login=login):
+                teams.append(team)
+    return Voter(login=login, is_bot=False, permission=permission, teams=tuple(teams))

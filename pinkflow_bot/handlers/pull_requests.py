@@ -8,6 +8,9 @@ from .context import HandlerContext, repo_full_name
 
 router = routing.Router()
 
+# Actions after which the head may be new: with `open_on: pull_request` it is put to a vote.
+_NEW_HEAD = frozenset({"opened", "reopened", "synchronize", "ready_for_review"})
+
 
 @router.register("pull_request", action="opened")
 @router.register("pull_request", action="reopened")
@@ -17,12 +20,21 @@ router = routing.Router()
 @router.register("pull_request", action="ready_for_review")
 async def pull_request_changed(event: sansio.Event, gh, ctx: HandlerContext) -> None:
     pull = event.data["pull_request"]
+    repository = event.data["repository"]
+    repo = repo_full_name(event.data)
+    open_with = None
+    if event.data.get("action") in _NEW_HEAD and pull["state"] == "open" and gh is not None:
+        lookup = await ctx.service.config.read(gh, repo_full_name=repo, default_branch=repository.get("default_branch"))
+        if lookup.rules.open_on == "pull_request":
+            open_with = lookup
     await ctx.service.record_pull_request(
         ctx.delivery,
         installation_id=ctx.installation_id,
-        repo_full_name=repo_full_name(event.data),
+        repo_full_name=repo,
         number=pull["number"],
         head_sha=pull["head"]["sha"],
         author=pull["user"]["login"],
         state=pull["state"],
+        repo_private=bool(repository.get("private")),
+        open_with=open_with,
     )

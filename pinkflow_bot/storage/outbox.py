@@ -11,8 +11,9 @@ from sqlalchemy.orm import aliased
 
 from .models import Effect
 
-# Effects that make GitHub show the stored state: any number pending collapse into one call.
-CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment"})
+# Effects that make GitHub show the stored state (or, for the preview's health, read the
+# state of now): any number pending collapse into one call.
+CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment", "check_preview"})
 # A converging effect waits this long after the last one of its proposal and kind, so a
 # burst of votes becomes a few edits instead of one per vote; an idle proposal waits not at all.
 CONVERGE_INTERVAL = timedelta(milliseconds=500)

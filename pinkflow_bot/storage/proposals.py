@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import AuditEvent, Ballot, Promotion, Proposal, PullRequest
+from .models import (
+    AuditEvent,
+    Ballot,
+    CommandUse,
+    Hold,
+    Promotion,
+    Proposal,
+    ProtectionRuleRequest,
+    PullRequest,
+)
 
 OPEN_STATES = ("voting", "passed")
 # States in which a proposal is still the one a pull request's commands are about.
@@ -116,13 +127,132 @@ async def due_proposals(session: AsyncSession, *, now, limit: int = 100) -> list
     return list(rows)
 
 
-async def audit_trail(session: AsyncSession, *, proposal_id: int) -> list[AuditEvent]:
-    rows = await session.scalars(
-        select(AuditEvent).where(AuditEvent.proposal_id == proposal_id).order_by(AuditEvent.id.desc())
-    )
+async def audit_trail(session: AsyncSession, *, proposal_id: int, limit: int | None = None) -> list[AuditEvent]:
+    """Newest first; at most `limit` entries when given."""
+    query = select(AuditEvent).where(AuditEvent.proposal_id == proposal_id).order_by(AuditEvent.id.desc())
+    rows = await session.scalars(query.limit(limit) if limit is not None else query)
     return list(rows)
+
+
+async def audit_count(session: AsyncSession, *, proposal_id: int) -> int:
+    return await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.proposal_id == proposal_id)) or 0
 
 
 async def count_by_state(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(select(Proposal.state, func.count()).group_by(Proposal.state))
     return {state: count for state, count in rows.all()}
+
+
+async def latest_proposal(session: AsyncSession, *, repo_full_name: str, pr_number: int) -> Proposal | None:
+    """The newest proposal of a pull request, whatever its state."""
+    return await session.scalar(
+        select(Proposal)
+        .where(Proposal.repo_full_name == repo_full_name, Proposal.pr_number == pr_number)
+        .order_by(Proposal.id.desc())
+        .limit(1)
+    )
+
+
+async def proposal_for_commit(session: AsyncSession, *, repo_full_name: str, head_sha: str) -> Proposal | None:
+    """The newest proposal at a commit, of whichever pull request."""
+    return await session.scalar(
+        select(Proposal)
+        .where(Proposal.repo_full_name == repo_full_name, Proposal.head_sha == head_sha)
+        .order_by(Proposal.id.desc())
+        .limit(1)
+    )
+
+
+async def superseded_before(session: AsyncSession, *, repo_full_name: str, pr_number: int, before_id: int) -> Proposal | None:
+    """The proposal a new push superseded: the newest earlier one of the pull request, if superseded."""
+    older = await session.scalar(
+        select(Proposal)
+        .where(Proposal.repo_full_name == repo_full_name, Proposal.pr_number == pr_number, Proposal.id < before_id)
+        .order_by(Proposal.id.desc())
+        .limit(1)
+    )
+    return older if older is not None and older.state == "superseded" else None
+
+
+async def open_proposals_of_repo(session: AsyncSession, *, repo_full_name: str) -> list[Proposal]:
+    rows = await session.scalars(
+        select(Proposal)
+        .where(Proposal.repo_full_name == repo_full_name, Proposal.state.in_(OPEN_STATES))
+        .order_by(Proposal.id)
+        .with_for_update()
+    )
+    return list(rows)
+
+
+async def active_holds(session: AsyncSession, *, proposal_id: int) -> list[Hold]:
+    rows = await session.scalars(
+        select(Hold).where(Hold.proposal_id == proposal_id, Hold.released_at.is_(None)).order_by(Hold.id)
+    )
+    return list(rows)
+
+
+async def latest_ballot(session: AsyncSession, *, proposal_id: int, voter: str) -> Ballot | None:
+    """A voter's newest ballot on the proposal (a retraction included)."""
+    return await session.scalar(
+        select(Ballot)
+        .where(Ballot.proposal_id == proposal_id, func.lower(Ballot.voter) == voter.lower())
+        .order_by(Ballot.id.desc())
+        .limit(1)
+    )
+
+
+async def voters_of_comment(session: AsyncSession, *, proposal_id: int, comment_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(Ballot.voter).where(Ballot.proposal_id == proposal_id, Ballot.comment_id == comment_id).distinct()
+    )
+    return list(rows)
+
+
+async def promotion_by_deployment(session: AsyncSession, *, deployment_id: int) -> Promotion | None:
+    return await session.scalar(
+        select(Promotion).where(Promotion.deployment_id == deployment_id).order_by(Promotion.id.desc()).limit(1)
+    )
+
+
+async def protection_requests(
+    session: AsyncSession, *, repo_full_name: str, head_sha: str, undecided_only: bool = True
+) -> list[ProtectionRuleRequest]:
+    query = select(ProtectionRuleRequest).where(
+        ProtectionRuleRequest.repo_full_name == repo_full_name, ProtectionRuleRequest.head_sha == head_sha
+    )
+    if undecided_only:
+        query = query.where(ProtectionRuleRequest.answer.is_(None))
+    rows = await session.scalars(query.order_by(ProtectionRuleRequest.id).with_for_update())
+    return list(rows)
+
+
+async def protection_request(
+    session: AsyncSession, *, repo_full_name: str, run_id: int, environment: str
+) -> ProtectionRuleRequest | None:
+    return await session.scalar(
+        select(ProtectionRuleRequest).where(
+            ProtectionRuleRequest.repo_full_name == repo_full_name,
+            ProtectionRuleRequest.run_id == run_id,
+            ProtectionRuleRequest.environment == environment,
+        )
+    )
+
+
+async def commands_since(session: AsyncSession, *, repo_full_name: str, login: str, since: datetime) -> tuple[int, datetime | None]:
+    """How many commands `login` gave in the repository after `since`, and when the oldest of them was."""
+    count, oldest = (
+        await session.execute(
+            select(func.coalesce(func.sum(CommandUse.commands), 0), func.min(CommandUse.at)).where(
+                CommandUse.repo_full_name == repo_full_name, CommandUse.login == login.lower(), CommandUse.at > since
+            )
+        )
+    ).one()
+    return int(count or 0), oldest
+
+
+async def forget_commands_before(session: AsyncSession, *, repo_full_name: str, login: str, before: datetime) -> None:
+    await session.execute(
+        delete(CommandUse).where(
+            CommandUse.repo_full_name == repo_full_name, CommandUse.login == login.lower(), CommandUse.at <= before
+        )
+    )

@@ -1,0 +1,117 @@
+"""What the flow tests of the issue's features share: one repository with its people, the
+App under test made with extra settings, and ways to read what GitHub now shows.
+
+Import the fixtures into a test module (`from tests.flow import app, world, ...`); each
+test that takes `app` runs on SQLite and on PostgreSQL through `database_url`.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+import pytest
+from sqlalchemy import select
+
+from pinkflow_bot.storage.models import AuditEvent, Proposal
+from tests import payloads
+from tests.harness import Clock, app_under_test
+
+REPO = "octo-org/shop"
+PR = 31
+SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+NEW_SHA = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+MARKER = "<!-- pinkflow:status -->"
+CONFIG = ".github/pinkflow.yml"
+PEOPLE = [("ann", "admin"), ("max", "maintain"), ("dan", "write"), ("tia", "triage"), ("rita", "read"), ("alice", "write")]
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def world(fake_github):
+    fake_github.add_installation(1, "octo-org")
+    fake_github.add_repo(REPO, installation_id=1)
+    for login, role in PEOPLE:
+        fake_github.add_user(login)
+        fake_github.set_permission(REPO, login, role)
+    fake_github.add_pull(REPO, PR, head_sha=SHA, author="alice")
+    return fake_github
+
+
+@pytest.fixture
+async def make_app(tmp_path, world, app_private_key, clock, database_url):
+    """`await make_app(SETTING="value", ...)`: the App under test with extra settings."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: str):
+            return await stack.enter_async_context(
+                app_under_test(
+                    tmp_path, github_url=world.url, private_key=app_private_key, clock=clock, database_url=database_url,
+                    **overrides,
+                )
+            )
+
+        yield make
+
+
+@pytest.fixture
+async def app(make_app):
+    return await make_app()
+
+
+@pytest.fixture
+def vote(world):
+    """A comment that exists at the fake GitHub, by `author`, as a delivery."""
+
+    def said(body: str, author: str, **kwargs):
+        return payloads.posted_comment(world, body, repo=REPO, number=PR, author=author, **kwargs)
+
+    return said
+
+
+def set_rules(fake, text: str, *, repo: str = REPO) -> None:
+    """`.github/pinkflow.yml` on the repository's default branch."""
+    fake.set_file(repo, CONFIG, text)
+
+
+async def open_proposal(app, *, sha: str = SHA, deployment_id: int = 501, url: str = "https://preview-abc.example.dev"):
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=sha, deployment_id=deployment_id, url=url))
+
+
+def check_run(fake, sha: str = SHA) -> dict:
+    """The check run GitHub shows for the commit: the newest of that name."""
+    runs = fake.check_runs_for(REPO, sha, name="Pinkflow governance")
+    assert runs, f"no check run on {sha[:7]}"
+    return max(runs, key=lambda r: r["id"])
+
+
+def status_comment(fake) -> str:
+    [comment] = [c for c in fake.comments_on(REPO, PR) if MARKER in c["body"]]
+    return comment["body"]
+
+
+async def status(app, deployment_id: int = 501) -> dict:
+    response = await app.client.get("/api/deployments/status", params={"deploymentId": str(deployment_id)})
+    assert response.status == 200, await response.text()
+    return (await response.json())["deployment"]
+
+
+async def proposals(app) -> list[Proposal]:
+    async with app.runtime.sessions() as session:
+        return list(await session.scalars(select(Proposal).order_by(Proposal.id)))
+
+
+async def audit(app, action: str | None = None) -> list[AuditEvent]:
+    """The audit trail of every proposal, oldest first; only `action` when given."""
+    async with app.runtime.sessions() as session:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        if action is not None:
+            query = query.where(AuditEvent.action == action)
+        return list(await session.scalars(query))
+
+
+def reactions(fake, comment_id: int) -> list[str]:
+    return fake.reaction_contents(comment_id)

@@ -1,0 +1,267 @@
+"""Every command of DESIGN section 2 through the App under test, and what edits, deletions,
+closed proposals and the rate limit do to them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import payloads
+from tests.flow import (  # noqa: F401  (fixtures)
+    PR,
+    REPO,
+    app,
+    audit,
+    check_run,
+    clock,
+    make_app,
+    open_proposal,
+    reactions,
+    set_rules,
+    status,
+    status_comment,
+    vote,
+    world,
+)
+
+PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")
+
+
+async def passed(app, vote):
+    await open_proposal(app)
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+
+
+async def test_votes_carry_their_reasons(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(
+        vote("/approve looks right on mobile", "ann"), vote("/reject breaks the footer", "max"), vote("/abstain on leave", "dan")
+    )
+    comment = status_comment(world)
+    for reason in ("looks right on mobile", "breaks the footer", "on leave"):
+        assert reason in comment
+    votes = (await status(app))["votes"]
+    assert (votes["approvals"], votes["rejections"], votes["abstentions"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("withdraw", ["/retract", "/approve cancel", "/reject cancel", "/abstain cancel"])
+async def test_retract_and_the_cancel_forms_withdraw_a_vote(app, world, vote, withdraw):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/reject", "max"))
+    await app.deliver(vote(withdraw, "ann"))
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["approvals"], votes["rejections"]) == (1, 0, 1)
+    assert [e.actor for e in await audit(app, "retraction")] == ["ann"]
+
+
+async def test_a_hold_blocks_promotion_whatever_the_tally_until_unhold(app, world, vote):
+    await passed(app, vote)
+    assert check_run(world)["conclusion"] == "success"
+    await app.deliver(vote("/hold waiting for the QA sign-off", "dan"))
+    run = check_run(world)
+    assert run["status"] == "in_progress"  # nothing that waits for the check goes ahead
+    assert world.check_run_actions[run["id"]] == []  # no Promote button
+    assert "on hold by @dan" in status_comment(world)
+    await app.deliver(vote("/promote", "ann"))
+    assert world.calls_for("repos/create-deployment") == []
+    assert "not promoted: on hold" in status_comment(world)
+    await app.deliver(vote("/unhold", "max"))
+    assert check_run(world)["conclusion"] == "success"
+    await app.deliver(vote("/promote", "ann"))
+    assert len(world.calls_for("repos/create-deployment")) == 1
+    trail = [(e.actor, e.action) for e in await audit(app) if e.action in ("hold", "unhold")]
+    assert trail == [("dan", "hold"), ("max", "unhold")]
+    [hold] = await audit(app, "hold")
+    assert hold.detail == "waiting for the QA sign-off"
+
+
+async def test_hold_and_unhold_need_write_permission(app, world, vote):
+    await passed(app, vote)
+    hold = vote("/hold", "tia")
+    await app.deliver(hold)
+    assert reactions(world, hold.payload["comment"]["id"]) == ["confused"]
+    assert "not held: needs write permission or above (has triage)" in status_comment(world)
+    assert check_run(world)["conclusion"] == "success"
+    await app.deliver(vote("/hold", "dan"))
+    unhold = vote("/unhold", "rita")
+    await app.deliver(unhold)
+    assert reactions(world, unhold.payload["comment"]["id"]) == ["confused"]
+    assert check_run(world)["status"] == "in_progress"
+
+
+async def test_a_hold_stops_auto_promotion_and_unhold_lets_it_go(app, world, vote):
+    set_rules(world, "promote:\n  auto: true\n")
+    await open_proposal(app)
+    await app.deliver(vote("/hold", "dan"), *(vote(body, who) for body, who in PASS))
+    assert world.calls_for("repos/create-deployment") == []
+    await app.deliver(vote("/unhold", "dan"))
+    assert len(world.calls_for("repos/create-deployment")) == 1
+
+
+async def test_promote_force_needs_allow_force(app, world, vote):
+    await open_proposal(app)
+    force = vote("/promote --force", "ann")
+    await app.deliver(force)
+    assert world.calls_for("repos/create-deployment") == []
+    assert reactions(world, force.payload["comment"]["id"]) == ["confused"]
+    assert "forced promotion is not enabled for this repository" in status_comment(world)
+
+
+async def test_promote_force_is_for_admins_where_allowed_and_is_audited(app, world, vote):
+    set_rules(world, "promote:\n  allow_force: true\n")
+    await open_proposal(app)
+    await app.deliver(vote("/reject", "max"), vote("/promote --force", "dan"))
+    assert world.calls_for("repos/create-deployment") == []
+    assert "only admins may force a promotion (has write)" in status_comment(world)
+    await app.deliver(vote("/promote --force hotfix for the outage", "ann"))
+    [created] = world.calls_for("repos/create-deployment")
+    assert created.json["payload"]["pinkflow"]["forced"] is True
+    assert created.json["description"].startswith("Forced promotion by ann")
+    assert (await status(app))["status"] == "promoted"
+    [forced] = await audit(app, "forced promotion")
+    assert forced.actor == "ann" and "hotfix for the outage" in forced.detail and "voting" in forced.detail
+
+
+async def test_status_and_help_are_open_to_anyone(app, world, vote):
+    await open_proposal(app)
+    before = len(world.calls_for("checks/update")) + len(world.calls_for("checks/create"))
+    status_command = vote("/status", "rita")
+    help_command = vote("/help", "rita")
+    await app.deliver(status_command, help_command)
+    assert len(world.calls_for("checks/update")) + len(world.calls_for("checks/create")) > before
+    assert reactions(world, status_command.payload["comment"]["id"]) == ["+1"]
+    replies = [c["body"] for c in world.comments_on(REPO, PR) if "/unhold" in c["body"]]
+    assert len(replies) == 1 and "/promote --force" in replies[0]
+
+
+# --- Edited and deleted comments -------------------------------------------------------------
+
+
+def edited(world, comment: dict, body: str, *, editor: str | None = None):
+    author = comment["user"]["login"]
+    before = comment["body"]
+    comment["body"] = body
+    return payloads.comment_edited(
+        body, before=before, repo=REPO, number=PR, author=author, comment_id=comment["id"], editor=editor
+    )
+
+
+def posted(world, body: str, author: str):
+    return world.add_comment(REPO, PR, author=author, body=body)
+
+
+async def deliver_posted(app, comment: dict):
+    await app.deliver(payloads.comment(comment["body"], repo=REPO, number=PR, author=comment["user"]["login"], comment_id=comment["id"]))
+
+
+async def test_an_edited_comment_is_read_again_and_the_vote_follows_it(app, world):
+    await open_proposal(app)
+    comment = posted(world, "/approve", "ann")
+    await deliver_posted(app, comment)
+    await app.deliver(edited(world, comment, "/reject on second thought"))
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["approvals"], votes["rejections"], votes["rejectWeight"]) == (1, 0, 1, 3)
+    assert "on second thought" in status_comment(world)
+    await app.deliver(edited(world, comment, "never mind"))
+    assert (await status(app))["votes"]["total"] == 0
+    retractions = await audit(app, "retraction")
+    assert [e.actor for e in retractions] == ["ann", "ann"]
+
+
+async def test_an_edit_that_adds_a_vote_counts_it(app, world):
+    await open_proposal(app)
+    comment = posted(world, "/aprove", "max")  # a typo: no command
+    await deliver_posted(app, comment)
+    await app.deliver(edited(world, comment, "/approve"))
+    assert (await status(app))["votes"]["approvals"] == 1
+    assert reactions(world, comment["id"]) == ["+1"]
+
+
+async def test_an_edit_by_anyone_but_the_author_is_ignored_and_audited_as_tampering(app, world):
+    await open_proposal(app)
+    comment = posted(world, "/approve", "dan")
+    await deliver_posted(app, comment)
+    await app.deliver(edited(world, comment, "/reject", editor="ann"))
+    votes = (await status(app))["votes"]
+    assert (votes["approvals"], votes["rejections"]) == (1, 0)
+    [tampering] = await audit(app, "tampering")
+    assert tampering.actor == "ann" and "dan" in tampering.detail
+    assert "@ann edited a comment of @dan" in status_comment(world)
+
+
+async def test_editing_an_older_comment_does_not_override_a_later_vote(app, world):
+    await open_proposal(app)
+    older = posted(world, "/approve", "ann")
+    await deliver_posted(app, older)
+    later = posted(world, "/reject", "ann")
+    await deliver_posted(app, later)
+    await app.deliver(edited(world, older, "/abstain"))
+    votes = (await status(app))["votes"]
+    assert (votes["approvals"], votes["rejections"], votes["abstentions"]) == (0, 1, 0)
+
+
+async def test_a_deleted_comment_withdraws_its_vote(app, world):
+    await open_proposal(app)
+    comment = posted(world, "/approve", "max")
+    await deliver_posted(app, comment)
+    assert (await status(app))["votes"]["total"] == 1
+    await app.deliver(payloads.comment_deleted(repo=REPO, number=PR, author="max", comment_id=comment["id"], body="/approve"))
+    assert (await status(app))["votes"]["total"] == 0
+    assert [e.actor for e in await audit(app, "retraction")] == ["max"]
+
+
+async def test_deleting_an_older_comment_leaves_the_later_vote(app, world):
+    await open_proposal(app)
+    older = posted(world, "/reject", "max")
+    await deliver_posted(app, older)
+    later = posted(world, "/approve", "max")
+    await deliver_posted(app, later)
+    await app.deliver(payloads.comment_deleted(repo=REPO, number=PR, author="max", comment_id=older["id"]))
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["approvals"]) == (1, 1)
+
+
+# --- Closed proposals and the rate limit -----------------------------------------------------
+
+
+async def test_a_command_on_a_closed_proposal_is_answered_confused_with_a_line_saying_why(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=world.pulls[(REPO, PR)]["head"]["sha"], author="alice", state="closed"))
+    late = vote("/approve", "ann")
+    hold = vote("/hold", "dan")
+    await app.deliver(late, hold)
+    assert reactions(world, late.payload["comment"]["id"]) == ["confused"]
+    assert reactions(world, hold.payload["comment"]["id"]) == ["confused"]
+    comment = status_comment(world)
+    assert "@ann: `/approve` not run: the proposal is cancelled" in comment
+    assert "@dan: `/hold` not run: the proposal is cancelled" in comment
+
+
+async def test_a_hold_on_a_rejected_proposal_says_why(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/reject", "ann"), vote("/reject", "max"), vote("/reject", "dan"))
+    clock.advance(hours=25)
+    await app.runtime.service.close_due_proposals()
+    await app.drain()
+    hold = vote("/hold", "dan")
+    await app.deliver(hold)
+    assert reactions(world, hold.payload["comment"]["id"]) == ["confused"]
+    assert "not held: the proposal is rejected" in status_comment(world)
+
+
+async def test_commands_are_rate_limited_per_person_and_repository(make_app, world, vote, clock):
+    app = await make_app(RATE_LIMIT_MAX_REQUESTS="3", RATE_LIMIT_WINDOW="60000")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"), vote("/retract", "dan"), vote("/approve", "dan"))
+    too_many = vote("/reject\n/status", "dan")  # the 4th and 5th command in the window
+    await app.deliver(too_many)
+    assert reactions(world, too_many.payload["comment"]["id"]) == ["confused"]
+    votes = (await status(app))["votes"]
+    assert (votes["approvals"], votes["rejections"]) == (1, 0)  # nothing of it applied
+    assert "@dan: not run: at most 3 commands per 1m in this repository" in status_comment(world)
+    # Others are not held back by dan's commands.
+    await app.deliver(vote("/approve", "max"))
+    assert (await status(app))["votes"]["approvals"] == 2
+    clock.advance(seconds=61)
+    await app.deliver(vote("/reject", "dan"))
+    votes = (await status(app))["votes"]
+    assert (votes["approvals"], votes["rejections"]) == (1, 1)

@@ -1,0 +1,303 @@
+"""Every promotion provider end to end through the App under test, each promoting at most
+once per proposal: `github`, `protection_rule`, `vercel` (against a local fake Vercel API)
+and `webhook` (against a local receiver that checks the signature)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests import payloads
+from tests.fake_vercel import FakeVercel
+from tests.flow import (  # noqa: F401  (fixtures)
+    PR,
+    REPO,
+    SHA,
+    app,
+    audit,
+    check_run,
+    clock,
+    make_app,
+    open_proposal,
+    set_rules,
+    status,
+    status_comment,
+    vote,
+    world,
+)
+
+PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")
+REVIEW = "actions/review-custom-gates-for-run"
+
+
+async def passed(app, vote, **preview):
+    await open_proposal(app, **preview)
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+
+
+def click(world, clicker: str):
+    run = check_run(world)
+    return payloads.promote_clicked(
+        repo=REPO, number=PR, check_run_id=run["id"], head_sha=SHA, clicker=clicker, external_id=run["external_id"]
+    )
+
+
+async def retry_due(app, clock):
+    """Lets the effects that wait for their retry time run."""
+    clock.advance(minutes=10)
+    await app.drain()
+
+
+# --- github ----------------------------------------------------------------------------------
+
+
+async def test_github_a_lost_answer_then_a_retry_creates_one_deployment(app, world, vote, clock):
+    await passed(app, vote)
+    world.fail("repos/create-deployment", status=502, effect_applied=True)
+    await app.deliver(vote("/promote", "dan"), click(world, "max"))
+    await retry_due(app, clock)
+    assert len(world.deployments_of(REPO)) == 1
+    [created] = [c for c in world.calls_for("repos/create-deployment")]  # no second creation
+    assert created.json["ref"] == SHA and created.json["auto_merge"] is False and created.json["required_contexts"] == []
+    assert (await status(app))["status"] == "promoted"
+
+
+async def test_github_a_refused_deployment_is_shown_and_may_be_asked_for_again(app, world, vote, clock):
+    await passed(app, vote)
+    world.fail("repos/create-deployment", status=422, body={"message": "Conflict: Commit status checks failed for main."})
+    world.errors.clear()
+    await app.deliver(vote("/promote", "dan"))
+    assert "Commit status checks failed" in status_comment(world)
+    assert (await status(app))["promotion"]["state"] == "failed"
+    await app.deliver(vote("/promote", "dan"))
+    assert len(world.deployments_of(REPO)) == 1
+    assert (await status(app))["status"] == "promoted"
+
+
+# --- protection_rule -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def protection_rule(world):
+    set_rules(world, "promote:\n  provider: protection_rule\n")
+
+
+async def test_protection_rule_a_waiting_run_is_approved_once_the_vote_passes(app, world, vote, protection_rule):
+    waiting = payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9001)
+    await app.deliver(waiting)
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"))
+    assert world.protection_reviews == []  # kept until the proposal is decided
+    await app.deliver(vote("/approve", "dan"), waiting, click(world, "ann"), vote("/promote", "max"))
+    [review] = world.protection_reviews
+    assert (review["run_id"], review["environment_name"], review["state"]) == (9001, "production", "approved")
+    assert "passed" in review["comment"]
+    assert (await status(app))["status"] == "promoted"
+    assert world.deployments_of(REPO) == []  # the waiting workflow deploys, not the App
+
+
+async def test_protection_rule_a_run_that_asks_after_the_pass_is_approved_at_once(app, world, vote, protection_rule):
+    await passed(app, vote)
+    assert world.protection_reviews == []
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9002, environment="Production"))
+    [review] = world.protection_reviews
+    assert (review["run_id"], review["environment_name"], review["state"]) == (9002, "Production", "approved")
+
+
+@pytest.mark.parametrize(("votes", "outcome"), [(PASS[:1], "expired"), ((("/reject", "ann"), ("/reject", "max"), ("/approve", "dan")), "rejected")])
+async def test_protection_rule_a_vote_that_does_not_pass_answers_rejected(app, world, vote, clock, protection_rule, votes, outcome):
+    await open_proposal(app)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9003), *(vote(b, w) for b, w in votes))
+    clock.advance(hours=25)
+    await app.runtime.service.close_due_proposals()
+    await app.drain()
+    [review] = world.protection_reviews
+    assert review["state"] == "rejected"
+    assert (await status(app))["status"] == outcome
+    # Answered once: the sweeper running again, or the request delivered again, adds nothing.
+    await app.runtime.service.close_due_proposals()
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9003))
+    assert len(world.protection_reviews) == 1
+
+
+async def test_protection_rule_a_hold_keeps_the_run_waiting(app, world, vote, protection_rule):
+    await open_proposal(app)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9004), vote("/hold", "dan"))
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+    assert world.protection_reviews == []
+    await app.deliver(vote("/unhold", "dan"))
+    assert [r["state"] for r in world.protection_reviews] == ["approved"]
+
+
+def test_the_protection_rule_request_the_tests_send_is_one_github_sends():
+    from jsonschema import Draft7Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT7
+
+    from tests.paths import shared_dir
+
+    root = shared_dir() / "github" / "webhook-schemas"
+    schemas = [json.loads(path.read_text()) for path in root.rglob("*.schema.json")]
+    registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT7)) for schema in schemas
+    )
+    schema = json.loads((root / "deployment_protection_rule" / "requested.schema.json").read_text())
+    payload = payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=1).payload
+    assert list(Draft7Validator(schema, registry=registry).iter_errors(payload)) == []
+
+
+# --- vercel ----------------------------------------------------------------------------------
+
+VERCEL_TOKEN = "vercel-token-for-the-flow"
+VERCEL_TEAM = "team_octo"
+VERCEL_PREVIEW = "shop-git-feature-octo.vercel.app"
+
+
+@pytest.fixture
+async def vercel() -> AsyncIterator[FakeVercel]:
+    fake = FakeVercel(token=VERCEL_TOKEN, team_id=VERCEL_TEAM)
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+async def vercel_app(make_app, world, vercel):
+    set_rules(world, "promote:\n  provider: vercel\n")
+    project = vercel.add_project("shop")
+    vercel.add_deployment(project, url=VERCEL_PREVIEW, meta={"githubCommitSha": SHA})
+    app = await make_app(VERCEL_TOKEN=VERCEL_TOKEN, VERCEL_TEAM_ID=VERCEL_TEAM, VERCEL_API_URL=vercel.url)
+    app.vercel_project = project
+    return app
+
+
+async def test_vercel_the_preview_is_found_by_its_url_and_promoted_once(vercel_app, world, vote, vercel):
+    app = vercel_app
+    await passed(app, vote, url=f"https://{VERCEL_PREVIEW}")
+    await app.deliver(vote("/promote", "dan"), click(world, "ann"), vote("/promote", "max"))
+    [production] = vercel.production_deployments(app.vercel_project)
+    [lookup, *_] = vercel.calls_to("get-deployment")
+    assert lookup.path == f"/v13/deployments/{VERCEL_PREVIEW}" and lookup.query["teamId"] == VERCEL_TEAM
+    assert len(vercel.calls_to("create-deployment")) == 1
+    assert (await status(app))["status"] == "promoted"
+    assert production["url"] in status_comment(world)
+    assert world.deployments_of(REPO) == []
+
+
+async def test_vercel_a_lost_answer_then_a_retry_creates_one_production_deployment(vercel_app, world, vote, vercel, clock):
+    app = vercel_app
+    await passed(app, vote, url=f"https://{VERCEL_PREVIEW}")
+    vercel.fail("create-deployment", status=502, effect_applied=True)
+    await app.deliver(vote("/promote", "dan"))
+    assert (await status(app))["status"] == "passed"  # waiting for the retry
+    await retry_due(app, clock)
+    assert len(vercel.production_deployments(app.vercel_project)) == 1
+    assert (await status(app))["status"] == "promoted"
+
+
+async def test_vercel_a_refused_token_is_shown_without_the_token(make_app, world, vote, vercel):
+    set_rules(world, "promote:\n  provider: vercel\n")
+    vercel.add_deployment(vercel.add_project("shop"), url=VERCEL_PREVIEW)
+    app = await make_app(VERCEL_TOKEN="not-the-token", VERCEL_TEAM_ID=VERCEL_TEAM, VERCEL_API_URL=vercel.url)
+    await passed(app, vote, url=f"https://{VERCEL_PREVIEW}")
+    await app.deliver(vote("/promote", "dan"))
+    comment = status_comment(world).replace("\\", "")  # as GitHub renders the escaped text
+    assert "VERCEL_TOKEN was refused" in comment and "not-the-token" not in comment
+    assert (await status(app))["promotion"]["state"] == "failed"
+
+
+# --- webhook ---------------------------------------------------------------------------------
+
+SECRET = "promotion-webhook-secret-for-the-flow"
+
+
+class Receiver:
+    """A deploy hook: checks the signature, answers as told, remembers what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Pinkflow-Signature-256", "")):
+            return web.Response(status=401, text="bad signature")
+        self.received.append((dict(request.headers), body))
+        return web.Response(status=self.answers.pop(0) if self.answers else 202, text="ok")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    hook = Receiver()
+    application = web.Application()
+    application.router.add_post("/deploy", hook.handle)
+    server = TestServer(application, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield hook, str(server.make_url("/deploy"))
+    finally:
+        await server.close()
+
+
+async def test_webhook_one_signed_post_per_proposal_even_when_retried(make_app, world, vote, clock, receiver):
+    hook, url = receiver
+    set_rules(world, f"promote:\n  provider: webhook\n  webhook_url: {url}\n")
+    app = await make_app(PROMOTION_WEBHOOK_SECRET=SECRET)
+    await passed(app, vote)
+    hook.answers = [503]
+    await app.deliver(vote("/promote", "dan"), click(world, "max"))
+    await retry_due(app, clock)
+    assert len(hook.received) == 2  # the 503, then the promotion
+    (first_headers, first_body), (headers, body) = hook.received
+    assert first_headers["X-Pinkflow-Delivery"] == headers["X-Pinkflow-Delivery"] and first_body == body
+    sent = json.loads(body)
+    assert (sent["event"], sent["head_sha"], sent["pr_number"], sent["repo_full_name"]) == ("promote", SHA, PR, REPO)
+    assert sent["preview_url"] == "https://preview-abc.example.dev"
+    assert (await status(app))["status"] == "promoted"
+    await app.deliver(vote("/promote", "ann"))
+    assert len(hook.received) == 2
+
+
+async def test_webhook_without_a_secret_nothing_is_sent(make_app, world, vote, receiver):
+    hook, url = receiver
+    set_rules(world, f"promote:\n  provider: webhook\n  webhook_url: {url}\n")
+    app = await make_app()
+    await passed(app, vote)
+    await app.deliver(vote("/promote", "dan"))
+    assert hook.received == []
+    assert "PROMOTION_WEBHOOK_SECRET is not set" in status_comment(world).replace("\\", "")
+
+
+# --- the production deployment, followed ---------------------------------------------------
+
+
+async def production_status(app, *, deployment_id: int, state: str, environment: str = "production", url: str = ""):
+    await app.deliver(
+        payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=deployment_id, environment=environment, state=state, url=url)
+    )
+
+
+async def test_the_production_deployment_of_a_webhook_promotion_is_followed_by_commit_and_environment(
+    make_app, world, vote, receiver
+):
+    hook, url = receiver
+    set_rules(world, f"promote:\n  provider: webhook\n  webhook_url: {url}\n")
+    app = await make_app(PROMOTION_WEBHOOK_SECRET=SECRET)
+    await passed(app, vote)
+    await app.deliver(vote("/promote", "dan"))
+    # The receiver's CD reports its own GitHub deployment to production at the promoted commit.
+    await production_status(app, deployment_id=880, state="in_progress", environment="Production – shop")
+    assert "deploying" in status_comment(world)
+    await production_status(app, deployment_id=880, state="success", environment="Production – shop", url="https://shop.example.com")
+    comment = status_comment(world)
+    assert "deployed" in comment and "https://shop.example.com" in comment
+    assert (await status(app))["promotion"]["state"] == "success"
