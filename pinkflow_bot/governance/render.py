@@ -318,9 +318,10 @@ def _decision_sentence(view: ProposalView) -> str:
             missing.append(f"{_plural(rules.min_votes - t.total, 'more vote')} for the quorum")
         if not _rate_reached(t, rules):
             missing.append(f"a weighted approval of at least {rules.threshold}% (now {rate})")
+        held = f" Promotion is on hold by {_logins(view.held_by)} until `/unhold`." if view.held_by else ""
         if not missing:
-            return "The vote is open."
-        return f"The vote is open. To pass it needs {' and '.join(missing)}."
+            return "The vote is open." + held
+        return f"The vote is open. To pass it needs {' and '.join(missing)}.{held}"
     if view.state == "passed":
         sentence = f"The vote passed with {rate} weighted approval from {_plural(t.total, 'vote')}."
         if view.held_by:

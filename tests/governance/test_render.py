@@ -429,3 +429,8 @@ def test_a_proposal_under_an_invalid_configuration_fails_and_offers_no_promotion
 def test_a_failing_preview_shows_its_status_and_time():
     view = make_view("voting", health=HealthView(status=503, elapsed_ms=87))
     assert "Preview health: answers 503 in 87 ms." in render_status_comment(view)
+
+
+def test_a_hold_is_shown_while_the_vote_is_still_open():
+    comment = render_status_comment(make_view("voting", TWO_OF_THREE, held_by=("dan",)))
+    assert "Promotion is on hold by @dan until `/unhold`." in comment

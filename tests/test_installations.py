@@ -1,0 +1,70 @@
+"""Installations: created, deleted, suspended and unsuspended, and their repositories, are
+stored; deliveries for a suspended or deleted installation are acknowledged and not acted on."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from pinkflow_bot.storage.models import Installation, InstallationRepository
+from tests import payloads
+from tests.flow import (  # noqa: F401  (fixtures)
+    REPO,
+    SHA,
+    app,
+    clock,
+    make_app,
+    open_proposal,
+    status,
+    vote,
+    world,
+)
+
+TOKENS = "apps/create-installation-access-token"
+
+
+async def stored(app) -> tuple[Installation | None, dict[str, bool]]:
+    async with app.runtime.sessions() as session:
+        installation = await session.get(Installation, 1)
+        rows = await session.scalars(select(InstallationRepository).where(InstallationRepository.installation_id == 1))
+        return installation, {row.repo_full_name: row.removed_at is None for row in rows}
+
+
+async def test_installations_and_their_repositories_are_stored(app, world):
+    await app.deliver(payloads.installation_event("created", installation_id=1, repositories=(REPO, "octo-org/docs")))
+    installation, repositories = await stored(app)
+    assert installation.account_login == "octo-org" and installation.suspended_at is None
+    assert repositories == {REPO: True, "octo-org/docs": True}
+    await app.deliver(
+        payloads.installation_repositories("added", installation_id=1, repositories=("octo-org/api",)),
+        payloads.installation_repositories("removed", installation_id=1, repositories=("octo-org/docs",)),
+    )
+    assert (await stored(app))[1] == {REPO: True, "octo-org/docs": False, "octo-org/api": True}
+    # None of these needed to act as the installation.
+    assert world.calls_for(TOKENS) == []
+
+
+async def test_a_suspended_installation_is_not_acted_on_until_unsuspended(app, world, vote):
+    await open_proposal(app)
+    world.set_suspended(1, suspended=True)
+    await app.deliver(payloads.installation_event("suspend", installation_id=1))
+    assert (await stored(app))[0].suspended_at is not None
+    tokens = len(world.calls_for(TOKENS))
+    ignored = vote("/approve", "ann")
+    response = await app.send(ignored)
+    assert response.status == 202  # acknowledged
+    await app.drain()
+    assert (await status(app))["votes"]["total"] == 0
+    assert world.reaction_contents(ignored.payload["comment"]["id"]) == []
+    assert len(world.calls_for(TOKENS)) == tokens  # not even a token was asked for
+    world.set_suspended(1, suspended=False)
+    await app.deliver(payloads.installation_event("unsuspend", installation_id=1), vote("/approve", "ann"))
+    assert (await status(app))["votes"]["total"] == 1
+
+
+async def test_a_deleted_installation_is_not_acted_on(app, world):
+    await app.deliver(payloads.installation_event("created", installation_id=1, repositories=(REPO,)))
+    await app.deliver(payloads.installation_event("deleted", installation_id=1))
+    assert (await stored(app))[0].deleted_at is not None
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=501))
+    assert world.check_runs_for(REPO, SHA) == []
+    assert world.calls_for(TOKENS) == []

@@ -1,0 +1,108 @@
+"""A proposal's whole life: superseded by a push, cancelled by a close, closed by its deadline,
+and its production deployment followed to the end; the audit trail of it in the check run."""
+
+from __future__ import annotations
+
+from tests import payloads
+from tests.flow import (  # noqa: F401  (fixtures)
+    NEW_SHA,
+    PR,
+    REPO,
+    SHA,
+    app,
+    check_run,
+    clock,
+    make_app,
+    open_proposal,
+    status,
+    status_comment,
+    vote,
+    world,
+)
+
+PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")
+
+
+async def test_a_push_supersedes_the_proposal_naming_the_new_commit(app, world, vote):
+    await open_proposal(app)
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    run = check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "neutral")
+    assert run["output"]["title"] == f"Superseded by {NEW_SHA[:7]}"
+    assert NEW_SHA in run["output"]["summary"]
+    # A vote on the old commit now says why it does nothing.
+    late = vote("/approve", "ann")
+    await app.deliver(late)
+    assert world.reaction_contents(late.payload["comment"]["id"]) == ["confused"]
+    assert f"superseded by {NEW_SHA[:7]}" in status_comment(world)
+
+
+async def test_a_closed_pull_request_cancels_and_the_deadline_closes(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
+    assert check_run(world)["conclusion"] == "cancelled"
+    assert (await status(app))["status"] == "cancelled"
+    # A cancelled proposal is not closed again by its deadline.
+    clock.advance(hours=25)
+    assert await app.runtime.service.close_due_proposals() == 0
+
+
+async def production(app, *, deployment_id: int, state: str, url: str = "", environment: str = "production"):
+    await app.deliver(
+        payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=deployment_id, environment=environment, state=state, url=url)
+    )
+
+
+async def test_the_production_deployment_is_followed_in_the_comment_and_check_run(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(*(vote(body, who) for body, who in PASS), vote("/promote", "dan"))
+    [deployment] = world.deployments_of(REPO)
+    assert "deployment created" in status_comment(world)
+    await production(app, deployment_id=deployment["id"], state="in_progress")
+    assert "deploying" in status_comment(world)
+    assert (await status(app))["promotion"]["state"] == "in_progress"
+    await production(app, deployment_id=deployment["id"], state="success", url="https://shop.example.com")
+    comment = status_comment(world)
+    assert "deployed" in comment and "<https://shop.example.com>" in comment
+    assert "https://shop.example.com" in check_run(world)["output"]["summary"]
+    # A late `in_progress` and GitHub's `inactive` (a later deployment replaced it) change nothing.
+    await production(app, deployment_id=deployment["id"], state="in_progress")
+    await production(app, deployment_id=deployment["id"], state="inactive")
+    assert (await status(app))["promotion"]["state"] == "success"
+
+
+async def test_a_failed_production_deployment_is_shown(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(*(vote(body, who) for body, who in PASS), vote("/promote", "dan"))
+    [deployment] = world.deployments_of(REPO)
+    await production(app, deployment_id=deployment["id"], state="failure")
+    assert "the deployment failed" in status_comment(world)
+    assert (await status(app))["promotion"]["state"] == "failure"
+
+
+async def test_a_production_deployment_of_no_promotion_is_not_followed(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+    await production(app, deployment_id=4444, state="success", url="https://elsewhere.example.com")
+    assert "elsewhere" not in status_comment(world)
+    assert (await status(app))["promotion"] is None
+
+
+async def test_the_check_run_text_holds_the_audit_trail_newest_first(app, world, vote):
+    await open_proposal(app)
+    comment = world.add_comment(REPO, PR, author="dan", body="/approve")
+    await app.deliver(
+        payloads.comment(comment["body"], repo=REPO, number=PR, author="dan", comment_id=comment["id"]),
+        vote("/hold not before Monday", "max"),
+        payloads.comment_edited("/reject", before="/approve", repo=REPO, number=PR, author="dan", comment_id=comment["id"], editor="ann"),
+        vote("/reject too risky", "ann"),
+    )
+    text = check_run(world)["output"]["text"]
+    trail = text.split("Audit trail", 1)[1]
+    lines = [line for line in trail.splitlines() if line.startswith("- ")]
+    actions = [line.split(" · ")[2].split(":")[0] for line in lines]
+    assert actions == ["vote", "tampering", "hold", "vote", "opened"]
+    assert " · ann · vote: reject (weight 3): too risky" in lines[0]
+    assert " · ann · tampering: edited comment" in lines[1]
+    assert lines[-1].startswith("- 2026-11-02 09:00:00 UTC · pinkflow · opened")
