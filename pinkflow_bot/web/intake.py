@@ -18,8 +18,26 @@ from .keys import RUNTIME
 log = logging.getLogger(__name__)
 
 
+# The inbox's label columns (event, action, delivery id) hold at most this many characters.
+MAX_LABEL_LENGTH = 100
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _label(value: object) -> str | None:
+    """A payload's value as a label column holds it, or None when it cannot be one."""
+    if isinstance(value, str) and len(value) <= MAX_LABEL_LENGTH and "\x00" not in value:
+        return value
+    return None
+
+
+def _database_id(value: object) -> int | None:
+    """A payload's id as a BIGINT column holds it (GitHub's ids are positive 64-bit numbers)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    return None
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
@@ -47,6 +65,8 @@ async def _receive(request: web.Request) -> web.Response:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"body over {settings.max_body_bytes} bytes")
+    if len(body) > settings.max_body_bytes:  # sent without Content-Length (chunked)
+        return _error(413, f"body over {settings.max_body_bytes} bytes")
 
     signature = request.headers.get("X-Hub-Signature-256")
     if not settings.webhook_secret:
@@ -56,14 +76,18 @@ async def _receive(request: web.Request) -> web.Response:
     event_name = request.headers.get("X-GitHub-Event")
     delivery_id = request.headers.get("X-GitHub-Delivery")
     try:
-        # Constant-time comparison; only SHA-256 signatures are accepted.
+        # Constant-time comparison; only SHA-256 signatures are accepted (gidgethub would take SHA-1 too).
+        if not signature.startswith("sha256="):
+            raise ValidationFailure("not a SHA-256 signature")
         sansio.validate_event(body, signature=signature, secret=settings.webhook_secret)
     except ValidationFailure:
         return _error(401, "bad signature")
     if not event_name or not delivery_id:
         return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery")
-    if len(delivery_id) > 100:
+    if len(delivery_id) > MAX_LABEL_LENGTH:
         return _error(400, "X-GitHub-Delivery is too long")
+    if len(event_name) > MAX_LABEL_LENGTH:
+        return _error(400, "X-GitHub-Event is too long")
     media_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         return _error(415, "expected Content-Type application/json")
@@ -85,9 +109,10 @@ async def _receive(request: web.Request) -> web.Response:
             session,
             delivery_id=delivery_id,
             event=event_name,
-            action=action if isinstance(action, str) else None,
-            installation_id=installation_id if isinstance(installation_id, int) else None,
-            serial_key=inbox.serial_key_for(event_name, event.data),
+            action=_label(action),
+            installation_id=_database_id(installation_id),
+            # Text columns cannot hold NUL on PostgreSQL; a payload's names can.
+            serial_key=inbox.serial_key_for(event_name, event.data).replace("\x00", "\ufffd"),
             body=body.decode("utf-8"),
             received_at=datetime.now(timezone.utc),
         )
