@@ -1,8 +1,8 @@
 """What the flow tests of the issue's features share: one repository with its people, the
 App under test made with extra settings, and ways to read what GitHub now shows.
 
-Import the fixtures into a test module (`from tests.flow import app, world, ...`); each
-test that takes `app` runs on SQLite and on PostgreSQL through `database_url`.
+Import the fixtures into a test module (`from tests.flow import app_fixture, world_fixture,
+...`); each test that takes `app` runs on SQLite and on PostgreSQL through `database_url`.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ CONFIG = ".github/pinkflow.yml"
 PEOPLE = [("ann", "admin"), ("max", "maintain"), ("dan", "write"), ("tia", "triage"), ("rita", "read"), ("alice", "write")]
 
 
-@pytest.fixture
-def clock():
+@pytest.fixture(name="clock")
+def clock_fixture():
     return Clock()
 
 
-@pytest.fixture
-def world(fake_github):
+@pytest.fixture(name="world")
+def world_fixture(fake_github):
     fake_github.add_installation(1, "octo-org")
     fake_github.add_repo(REPO, installation_id=1)
     for login, role in PEOPLE:
@@ -41,8 +41,8 @@ def world(fake_github):
     return fake_github
 
 
-@pytest.fixture
-async def make_app(tmp_path, world, app_private_key, clock, database_url):
+@pytest.fixture(name="make_app")
+async def make_app_fixture(tmp_path, world, app_private_key, clock, database_url):
     """`await make_app(SETTING="value", ...)`: the App under test with extra settings."""
     async with AsyncExitStack() as stack:
 
@@ -57,13 +57,13 @@ async def make_app(tmp_path, world, app_private_key, clock, database_url):
         yield make
 
 
-@pytest.fixture
-async def app(make_app):
+@pytest.fixture(name="app")
+async def app_fixture(make_app):
     return await make_app()
 
 
-@pytest.fixture
-def vote(world):
+@pytest.fixture(name="vote")
+def vote_fixture(world):
     """A comment that exists at the fake GitHub, by `author`, as a delivery."""
 
     def said(body: str, author: str, **kwargs):

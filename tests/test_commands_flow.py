@@ -9,18 +9,18 @@ from tests import payloads
 from tests.flow import (  # noqa: F401  (fixtures)
     PR,
     REPO,
-    app,
+    app_fixture,
     audit,
     check_run,
-    clock,
-    make_app,
+    clock_fixture,
+    make_app_fixture,
     open_proposal,
     reactions,
     set_rules,
     status,
     status_comment,
-    vote,
-    world,
+    vote_fixture,
+    world_fixture,
 )
 
 PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")

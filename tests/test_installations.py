@@ -10,13 +10,13 @@ from tests import payloads
 from tests.flow import (  # noqa: F401  (fixtures)
     REPO,
     SHA,
-    app,
-    clock,
-    make_app,
+    app_fixture,
+    clock_fixture,
+    make_app_fixture,
     open_proposal,
     status,
-    vote,
-    world,
+    vote_fixture,
+    world_fixture,
 )
 
 TOKENS = "apps/create-installation-access-token"

@@ -12,16 +12,16 @@ from aiohttp.test_utils import TestServer
 
 from pinkflow_bot.preview_health import address_refusal, check_preview, health_url
 from tests.flow import (  # noqa: F401  (fixtures)
-    app,
+    app_fixture,
     check_run,
-    clock,
-    make_app,
+    clock_fixture,
+    make_app_fixture,
     open_proposal,
     set_rules,
     status,
     status_comment,
-    vote,
-    world,
+    vote_fixture,
+    world_fixture,
 )
 
 PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")

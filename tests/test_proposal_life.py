@@ -9,15 +9,15 @@ from tests.flow import (  # noqa: F401  (fixtures)
     PR,
     REPO,
     SHA,
-    app,
+    app_fixture,
     check_run,
-    clock,
-    make_app,
+    clock_fixture,
+    make_app_fixture,
     open_proposal,
     status,
     status_comment,
-    vote,
-    world,
+    vote_fixture,
+    world_fixture,
 )
 
 PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")

@@ -51,8 +51,6 @@ async def comment_edited(event: sansio.Event, gh, ctx: HandlerContext) -> None:
         return
     repo = repo_full_name(event.data)
     if str(editor.get("login", "")).lower() != str(author.get("login", "")).lower():
-        if is_bot(editor):
-            return
         await ctx.service.record_tampering(
             ctx.delivery,
             repo_full_name=repo,
