@@ -655,7 +655,9 @@ class GovernanceService:
                 detail = f"edited comment {comment_id}; a later vote (comment {latest.comment_id}) stands"
                 session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="edit ignored", detail=detail, at=now))
                 return
-            if votes and await self._rate_limited(session, repo_full_name, voter.login, len(votes), now=now):
+            limited = await self._rate_limited(session, repo_full_name, voter.login, len(votes), now=now) if votes else None
+            if limited is not None:
+                await self._note(session, proposal, f"@{voter.login}: edit {limited}", now=now)
                 await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
                 return
             if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
