@@ -9,9 +9,10 @@ The App's fake GitHub is started and must not be called.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
@@ -25,7 +26,7 @@ from bench.common import (
     machine,
     start_app,
 )
-from bench.loadgen import LoadResult, comment_bodies, generate_load
+from bench.loadgen import comment_bodies, generate_load, percentile
 from bench.report import Section, aim, load_average, stamp, table
 
 CONCURRENCIES = (1, 16, 64)
@@ -37,109 +38,129 @@ AIM_P99_MS = 10.0
 
 @dataclass
 class Measurement:
+    """One target at one concurrency, over every round: the windows' rates, all latencies."""
+
     target: str
-    result: LoadResult
-    server_cpu: float  # share of one core the server process used during the window
+    concurrency: int
+    rates: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    cpu_shares: list[float] = field(default_factory=list)  # of one core, the server process
+    accepted: int = 0
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
 
     @property
     def p50_ms(self) -> float:
-        return self.result.percentile(0.50) * 1000
+        return percentile(self.latencies, 0.50) * 1000
 
     @property
     def p99_ms(self) -> float:
-        return self.result.percentile(0.99) * 1000
+        return percentile(self.latencies, 0.99) * 1000
+
+    @property
+    def server_cpu(self) -> float:
+        return statistics.median(self.cpu_shares) if self.cpu_shares else 0.0
 
 
-async def _measure(target: str, url: str, pid: int, *, concurrency: int, seconds: float, max_requests: int) -> Measurement:
+async def _window(measurement: Measurement, url: str, pid: int, *, seconds: float, max_requests: int) -> None:
     bodies = comment_bodies(WEBHOOK_SECRET)
     # Warm up connections, caches and the database file before the clock starts.
-    await generate_load(url, bodies, concurrency=concurrency, max_requests=0, max_seconds=5, warmup=200)
+    await generate_load(url, bodies, concurrency=measurement.concurrency, max_requests=0, max_seconds=5, warmup=200)
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-    result = await generate_load(url, bodies, concurrency=concurrency, max_requests=max_requests, max_seconds=seconds)
+    result = await generate_load(
+        url, bodies, concurrency=measurement.concurrency, max_requests=max_requests, max_seconds=seconds
+    )
     cpu_share = (cpu_seconds(pid) - cpu_before) / (time.perf_counter() - wall_before)
-    measurement = Measurement(target, result, cpu_share)
+    if result.errors or set(result.statuses) - {202}:
+        raise AssertionError(f"{measurement.target}: unexpected answers {dict(result.statuses)} {dict(result.errors)}")
+    measurement.rates.append(result.rate)
+    measurement.latencies += result.latencies
+    measurement.cpu_shares.append(cpu_share)
+    measurement.accepted += result.accepted
     print(
-        f"  {target:<24} c={concurrency:<3} {result.rate:8.0f}/s  p50 {measurement.p50_ms:6.2f} ms  "
-        f"p99 {measurement.p99_ms:6.2f} ms  server CPU {cpu_share:4.0%}  statuses {dict(result.statuses)}"
-        + (f" errors {dict(result.errors)}" if result.errors else ""),
+        f"  {measurement.target:<36} c={measurement.concurrency:<3} {result.rate:7.0f}/s  "
+        f"p50 {result.percentile(0.5) * 1000:7.2f} ms  p99 {result.percentile(0.99) * 1000:8.2f} ms  "
+        f"server CPU {cpu_share:4.0%}",
         flush=True,
     )
-    return measurement
 
 
 async def run(args: argparse.Namespace) -> Section:
-    seconds, max_requests = args.intake_seconds, args.intake_requests
+    seconds, max_requests, rounds = args.intake_seconds, args.intake_requests, args.intake_rounds
     load = load_average()
     private_key, public_key = app_key()
-    measurements: list[Measurement] = []
     postgres = DurablePostgres().start()
     github = ObservedGitHub(app_public_key_pem=public_key)
     await github.start()
+    servers: list = []
     try:
         print("intake", flush=True)
-
-        async def measure_all(target: str, url: str, pid: int) -> None:
-            for concurrency in CONCURRENCIES:
-                measurements.append(
-                    await _measure(target, url, pid, concurrency=concurrency, seconds=seconds, max_requests=max_requests)
-                )
-
-        bare = ServerProcess("bare_server.py")
-        await bare.start()
-        try:
-            await measure_all(CEILING, f"{bare.url}/api/github/webhooks", bare.process.pid)
-        finally:
-            await bare.stop()
         with tempfile.TemporaryDirectory(prefix="pinkflow-bench-intake-") as folder:
-            databases = {
-                "SQLite": f"sqlite+aiosqlite:///{Path(folder) / 'pinkflow.db'}",
-                "PostgreSQL": await postgres.create_database(),
-            }
-            for name, database_url in databases.items():
-                env = app_env(database_url=database_url, github_url=github.url, private_key=private_key)
-                app = await start_app(Path(folder) / name.lower(), env, "web")
-                try:
-                    await measure_all(f"App, {name}", f"{app.url}/api/github/webhooks", app.process.pid)
-                finally:
-                    await app.stop()
+            # Every server runs from the start, idle until its turn: the rounds then take their
+            # turns in the same moments, so a burst of other work on the machine hits all alike.
+            targets: dict[str, tuple[str, int]] = {}
+            bare = ServerProcess("bare_server.py")
+            await bare.start()
+            servers.append(bare)
+            targets[CEILING] = (f"{bare.url}/api/github/webhooks", bare.process.pid)
+            for name in ("SQLite", "PostgreSQL"):
+                url = (f"sqlite+aiosqlite:///{Path(folder) / 'pinkflow.db'}" if name == "SQLite"
+                       else await postgres.create_database())
+                app = await start_app(Path(folder) / name.lower(), app_env(
+                    database_url=url, github_url=github.url, private_key=private_key), "web")
+                servers.append(app)
+                targets[f"App, {name}"] = (f"{app.url}/api/github/webhooks", app.process.pid)
             if args.prototype:
-                # The same rows into fresh databases, stored by the group-commit prototype.
-                databases = {
-                    "SQLite": f"sqlite+aiosqlite:///{Path(folder) / 'group-commit.db'}",
-                    "PostgreSQL": await postgres.create_database(),
-                }
-                for name, database_url in databases.items():
-                    prototype = ServerProcess("group_commit.py", DATABASE_URL=database_url)
+                for name in ("SQLite", "PostgreSQL"):
+                    # The same rows into databases of their own, stored by the group-commit prototype.
+                    url = (f"sqlite+aiosqlite:///{Path(folder) / 'group-commit.db'}" if name == "SQLite"
+                           else await postgres.create_database())
+                    prototype = ServerProcess("group_commit.py", DATABASE_URL=url)
                     await prototype.start()
-                    try:
-                        await measure_all(f"{PROTOTYPE}, {name}", f"{prototype.url}/api/github/webhooks",
-                                          prototype.process.pid)
-                    finally:
-                        await prototype.stop()
+                    servers.append(prototype)
+                    targets[f"{PROTOTYPE}, {name}"] = (f"{prototype.url}/api/github/webhooks", prototype.process.pid)
+            measurements = {
+                (target, concurrency): Measurement(target, concurrency)
+                for target in targets for concurrency in CONCURRENCIES
+            }
+            for round_number in range(1, rounds + 1):
+                print(f" round {round_number} of {rounds}", flush=True)
+                for concurrency in CONCURRENCIES:
+                    for target, (url, pid) in targets.items():
+                        await _window(measurements[target, concurrency], url, pid, seconds=seconds,
+                                      max_requests=max_requests)
+            for server in servers:
+                await server.stop()
+            servers.clear()
         postgres_version = postgres.version()
     finally:
+        for server in servers:
+            await server.stop()
         await github.close()
         postgres.stop()
     if github.calls:
         raise AssertionError(f"intake called GitHub {len(github.calls)} times")
-    return Section("intake", _markdown(measurements, args.command, f"{machine()}, {postgres_version}", load))
+    ordered = sorted(measurements.values(), key=lambda m: (list(targets).index(m.target), m.concurrency))
+    return Section("intake", _markdown(ordered, args, f"{machine()}, {postgres_version}", load))
 
 
-def _markdown(measurements: list[Measurement], command: str, where: str, load: str) -> str:
-    ceiling = {m.result.concurrency: m.result.rate for m in measurements if m.target == CEILING}
+def _markdown(measurements: list[Measurement], args: argparse.Namespace, where: str, load: str) -> str:
+    command = args.command
+    ceiling = {m.concurrency: m.rate for m in measurements if m.target == CEILING}
     rows = []
     for m in measurements:
-        share = m.result.rate / ceiling[m.result.concurrency] if ceiling.get(m.result.concurrency) else 0.0
+        share = m.rate / ceiling[m.concurrency] if ceiling.get(m.concurrency) else 0.0
         rows.append([
-            m.target, m.result.concurrency, f"{m.result.rate:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}",
-            "ceiling" if m.target == CEILING else f"{share:.0%}", f"{m.server_cpu:.0%}",
-            f"{m.result.accepted:,}",
+            m.target, m.concurrency, f"{m.rate:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}",
+            "ceiling" if m.target == CEILING else f"{share:.0%}", f"{m.server_cpu:.0%}", f"{m.accepted:,}",
         ])
     aims = []
     for m in measurements:
-        if not m.target.startswith("App") or m.result.concurrency != 16:
+        if not m.target.startswith("App") or m.concurrency != 16:
             continue
-        share = m.result.rate / ceiling[16]
+        share = m.rate / ceiling[16]
         aims.append(
             f"- {m.target}, concurrency 16: {share:.0%} of the ceiling (aim 60% or more: {aim(share >= AIM_SHARE)}), "
             f"p99 {m.p99_ms:.2f} ms (aim 10 ms or less: {aim(m.p99_ms <= AIM_P99_MS)})."
@@ -151,8 +172,13 @@ def _markdown(measurements: list[Measurement], command: str, where: str, load: s
         "from `bench/loadgen.py` over loopback to the real `python app.py web` (no worker). SQLite runs "
         "as shipped (WAL, `synchronous=FULL`); PostgreSQL runs durable (`fsync`, `synchronous_commit` "
         "and `full_page_writes` on). The ceiling is `bench/bare_server.py`: aiohttp reading the body and "
-        "checking its HMAC, nothing stored. The load generator shares the machine's two cores with the "
-        "server (and PostgreSQL). *Server CPU* is the share of one core the server process used.",
+        "checking its HMAC, nothing stored. `bench/group_commit.py` is a prototype, not the App: the same "
+        "checks and the same committed `deliveries` rows, but concurrent deliveries share one transaction "
+        "and one commit. The load generator shares the machine's two cores with the server (and "
+        "PostgreSQL). *Server CPU* is the share of one core the server process used. All servers run "
+        f"side by side and take turns: {args.intake_rounds} rounds, each a {args.intake_seconds:g} s window "
+        "per target and concurrency after 200 warm-up deliveries; *accepted/s* is the median of the "
+        "rounds' rates, the latencies are over every delivery of all rounds.",
         table(
             ["target", "concurrency", "accepted/s", "p50 ms", "p99 ms", "of ceiling", "server CPU", "deliveries"],
             rows,

@@ -3,7 +3,9 @@ section run alone replaces only its own figures and the prose around them stays.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,9 +46,25 @@ def load_average() -> str:
         return "unknown"
 
 
+def code_revision() -> str:
+    """The commit measured (`PINKFLOW_REVISION` for a copy without .git), marked when the code differs from it."""
+    root = DOC.parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "app.py", "pinkflow_bot", "migrations"],
+                                 cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" with uncommitted changes" if changed else "")
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("PINKFLOW_REVISION", "unknown")
+
+
 def stamp(command: str, machine: str, load: str) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Command: `{command}`  \nRun: {when} on {machine}; load average at the start {load}"
+    return (
+        f"Command: `{command}`  \nRun: {when}, code at {code_revision()}, on {machine}; "
+        f"load average at the start {load}"
+    )
 
 
 def _markers(name: str) -> tuple[str, str]:

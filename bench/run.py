@@ -24,8 +24,9 @@ from bench import report  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(report.ORDER), help="comma-separated sections to run")
-    parser.add_argument("--intake-seconds", type=float, default=8.0, help="measuring window per intake run")
-    parser.add_argument("--intake-requests", type=int, default=50_000, help="most deliveries per intake run")
+    parser.add_argument("--intake-seconds", type=float, default=4.0, help="intake: measuring window per turn")
+    parser.add_argument("--intake-rounds", type=int, default=3, help="intake: turns per target and concurrency")
+    parser.add_argument("--intake-requests", type=int, default=50_000, help="intake: most deliveries per turn")
     parser.add_argument("--no-prototype", dest="prototype", action="store_false",
                         help="intake: leave out the group-commit prototype")
     parser.add_argument("--proposals", type=int, default=50, help="decision latency: proposals decided")
