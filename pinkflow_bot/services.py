@@ -867,9 +867,10 @@ class GovernanceService:
                 return
             proposal.notes = [*proposal.notes, f"GitHub refused to {what}: {error[:300]}"][-5:]
             session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="effect failed", detail=f"{kind}: {error}", at=now))
-            # Not the kind that failed: that would fail again, and again.
+            # Not the kind that failed (it would fail again), nor one that has failed for good
+            # already: two refusing outputs must not keep asking each other to try again.
             for other in SYNC_KINDS:
-                if other != kind:
+                if other != kind and not await outbox.has_failed(session, proposal_id=proposal_id, kind=other):
                     await outbox.enqueue_effect(
                         session, kind=other, now=now, proposal_id=proposal_id, installation_id=proposal.installation_id
                     )

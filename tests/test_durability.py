@@ -215,3 +215,20 @@ async def test_health_answers_503_when_the_database_is_unreachable(tmp_path, app
         assert response.status == 503
         assert (await response.json())["database"].startswith("unreachable")
     await runtime.close()
+
+
+async def test_when_github_refuses_both_outputs_for_good_they_stop_asking_each_other(
+    tmp_path, world, app_private_key, database_url
+):
+    world.add_pull(REPO, 9, head_sha=sha_of(9), author="alice")
+    async with app_under_test(tmp_path, github_url=world.url, private_key=app_private_key, database_url=database_url) as app:
+        world.fail("checks/create", status=422, times=1000)
+        world.fail("issues/create-comment", status=422, times=1000)
+        await app.deliver(payloads.preview_ready(repo=REPO, sha=sha_of(9), deployment_id=1009))
+        await app.deliver(payloads.posted_comment(world, "/status", repo=REPO, number=9, author="dan"))
+        refused = len(world.calls_for("checks/create")) + len(world.calls_for("issues/create-comment"))
+        assert refused <= 8
+        async with app.runtime.sessions() as session:
+            waiting, failed = await outbox.backlog(session)
+        assert waiting == 0 and failed >= 2
+        world.errors.clear()  # the 422s were asked for

@@ -150,3 +150,11 @@ async def backlog(session: AsyncSession) -> tuple[int, int]:
         )).all()
     )
     return rows.get("pending", 0) + rows.get("processing", 0), rows.get("failed", 0)
+
+
+async def has_failed(session: AsyncSession, *, proposal_id: int, kind: str) -> bool:
+    """Whether an effect of this kind for this proposal was given up."""
+    found = await session.scalar(
+        select(Effect.id).where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status == "failed").limit(1)
+    )
+    return found is not None
