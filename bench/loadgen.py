@@ -53,8 +53,8 @@ class TargetRefused(ValueError):
 def loopback_target(url: str) -> tuple[str, str]:
     """(the URL with its host replaced by the checked loopback address, the original Host header).
 
-    Every address the host name resolves to must lie in 127.0.0.0/8; IPv6 (including
-    `::1` and IPv4-mapped forms) is refused, as is any scheme but http and https.
+    Every IPv4 address the host name resolves to must lie in 127.0.0.0/8; IPv6 literals
+    (including `::1` and IPv4-mapped forms) are refused, as is any scheme but http and https.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -62,12 +62,15 @@ def loopback_target(url: str) -> tuple[str, str]:
     host = parts.hostname
     if not host:
         raise TargetRefused(f"no host in {url!r}")
+    if ":" in host:
+        raise TargetRefused(f"IPv6 address {host!r}: only 127.0.0.0/8 is a target")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as error:
         raise TargetRefused(f"bad port in {url!r}: {error}") from None
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # IPv4 only: the address connected to is the one checked here.
+        infos = socket.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise TargetRefused(f"cannot resolve {host!r}: {error}") from None
     addresses = set()

@@ -456,6 +456,38 @@ async def test_the_app_checks_only_the_previews_own_url(tmp_path, github_world, 
 
 
 # ---------------------------------------------------------------------------------------
+# The benchmarks' load generator reaches loopback only
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://10.0.0.1/api/github/webhooks", "http://169.254.169.254/", "http://[::1]:3000/",
+     "http://[::ffff:127.0.0.1]:3000/", "ftp://127.0.0.1/", "http://0.0.0.0:3000/", "http:///nohost",
+     "http://no-such-host.invalid/"],
+)
+async def test_the_load_generator_refuses_targets_outside_loopback(url):
+    from bench.loadgen import TargetRefused, comment_bodies, generate_load, loopback_target
+
+    with pytest.raises(TargetRefused):
+        loopback_target(url)
+    with pytest.raises(TargetRefused):
+        await generate_load(url, comment_bodies(WEBHOOK_SECRET, variants=1), concurrency=1, max_requests=1,
+                            max_seconds=1)
+
+
+async def test_the_load_generator_sends_signed_deliveries_with_their_own_ids(intake):
+    from bench.loadgen import comment_bodies, generate_load, loopback_target
+
+    url = str(intake.client.make_url("/api/github/webhooks")).replace("127.0.0.1", "localhost")
+    assert loopback_target(url)[0].startswith("http://127.0.0.1:")
+    result = await generate_load(url, comment_bodies(WEBHOOK_SECRET, variants=2), concurrency=4, max_requests=12,
+                                 max_seconds=30, warmup=2)
+    assert (result.sent, dict(result.statuses)) == (12, {202: 12})
+    assert len(await stored_ids(intake)) == 14  # every delivery stored once: no id repeated
+
+
+# ---------------------------------------------------------------------------------------
 # Signed dashboard links
 # ---------------------------------------------------------------------------------------
 
