@@ -125,12 +125,16 @@ async def test_a_burst_of_fifty_votes_becomes_a_few_check_run_edits(tmp_path, wo
         await open_proposals(app, world, [5])
         before = len(world.calls_for("checks/update")) + len(world.calls_for("checks/create"))
         burst = [payloads.posted_comment(world, "/approve", repo=REPO, number=5, author=login) for login in voters]
+        started = time.monotonic()
         await send_all(app, burst)
         await settled(app)
+        elapsed = time.monotonic() - started
         edits = len(world.calls_for("checks/update")) + len(world.calls_for("checks/create")) - before
         comment_edits = len(world.calls_for("issues/update-comment"))
-        assert edits <= 12, edits
-        assert comment_edits <= 12, comment_edits
+        # At most one edit of each output per gathering interval, however slow the machine.
+        most = 3 + elapsed / outbox.CONVERGE_INTERVAL.total_seconds()
+        assert edits <= min(25, most), (edits, elapsed)
+        assert comment_edits <= min(25, most), (comment_edits, elapsed)
         assert "50 votes" in newest_run(world, 5)["output"]["title"] + newest_run(world, 5)["output"]["summary"]
         assert len(world.calls_for("reactions/create-for-issue-comment")) == 50
 
