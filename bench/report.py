@@ -78,7 +78,7 @@ def write(sections: list[Section], path: Path = DOC) -> None:
         block = f"{start}\n{section.markdown.strip()}\n{end}"
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
         if pattern.search(text):
-            text = pattern.sub(lambda _match: block, text)
+            text = pattern.sub(lambda _match, block=block: block, text)
         else:
             # A new section goes before the next one in ORDER that is present, else before the analysis.
             later = [n for n in ORDER[ORDER.index(section.name) + 1 :] if _markers(n)[0] in text]

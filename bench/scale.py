@@ -32,7 +32,6 @@ from bench.common import (
     app_env,
     app_key,
     machine,
-    percentile,
     rss_kib,
     start_app,
 )

@@ -257,7 +257,7 @@ def mutations(draw):
     name = draw(st.sampled_from(sorted(MUTABLE_PATHS)))
     paths = draw(st.lists(st.sampled_from(MUTABLE_PATHS[name] + COMMON_PATHS), min_size=1, max_size=3, unique=True))
     values = [draw(st.one_of(json_values, unicode_heavy)) for _ in paths]
-    return name, list(zip(paths, values))
+    return name, list(zip(paths, values, strict=True))
 
 
 async def settle(app, clock, delivery_id: str) -> StoredDelivery:

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import textwrap
-import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
