@@ -380,7 +380,9 @@ class EffectRunner:
         if proposal is None or not proposal.preview_url:
             return
         path = proposal_rules(proposal).preview_health_path
-        result = await check_preview(proposal.preview_url, path=path)
+        result = await check_preview(
+            proposal.preview_url, path=path, allow_loopback=self._service.settings.preview_health_allow_loopback
+        )
         await self._service.record_preview_health(
             proposal_id=proposal.id,
             preview_url=proposal.preview_url,

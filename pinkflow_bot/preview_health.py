@@ -87,14 +87,18 @@ class _PublicResolver(AbstractResolver):
         await self._resolver.close()
 
 
-async def check_preview(preview_url: str, *, path: str = "/", timeout: float = TIMEOUT_SECONDS) -> HealthResult:
+async def check_preview(
+    preview_url: str, *, path: str = "/", timeout: float = TIMEOUT_SECONDS, allow_loopback: bool = False
+) -> HealthResult:
     """GETs the preview; the answer's status and the time it took, or why there was none."""
     url = health_url(preview_url, path)
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
         return HealthResult(None, None, "the preview URL is not an http(s) URL")
-    allow_loopback = _is_loopback_host(host)
+    # Loopback only where the operator said previews run on this machine, and only for a
+    # preview URL that names it: otherwise a deployment status could probe the App's own ports.
+    allow_loopback = allow_loopback and _is_loopback_host(host)
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:

@@ -62,6 +62,8 @@ class Settings:
     github_timeout: float = 30.0
     # Seconds the worker may take to finish what it holds after SIGTERM.
     shutdown_grace: float = 20.0
+    # Whether preview health may GET a preview on this machine's loopback addresses.
+    preview_health_allow_loopback: bool = False
     # Seconds a claimed delivery or effect stays with its worker; after a crash, another takes it then.
     worker_lease: float = 60.0
     env_file: Path | None = None
@@ -131,6 +133,9 @@ class Settings:
             github_timeout=parse_duration(get("GITHUB_TIMEOUT") or "30").total_seconds(),
             shutdown_grace=parse_duration(get("SHUTDOWN_GRACE") or "20").total_seconds(),
             worker_lease=parse_duration(get("WORKER_LEASE") or "60").total_seconds(),
+            preview_health_allow_loopback=_bool(
+                get("PREVIEW_HEALTH_ALLOW_LOOPBACK") or "false", "PREVIEW_HEALTH_ALLOW_LOOPBACK"
+            ),
             env_file=env_file,
         )
         settings._check_governance_defaults()

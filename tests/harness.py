@@ -28,6 +28,8 @@ def app_settings(*, database_url: str, github_url: str, private_key: str, **over
         "GITHUB_API_URL": github_url,
         "PUBLIC_URL": "http://pinkflow.test",
         "LOG_FORMAT": "text",
+        # The tests' previews are served on 127.0.0.1.
+        "PREVIEW_HEALTH_ALLOW_LOOPBACK": "true",
     }
     values.update(overrides)
     return Settings.from_mapping(values)

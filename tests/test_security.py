@@ -386,7 +386,7 @@ async def test_preview_health_fetches_the_deployments_own_url_and_follows_no_red
         ]
         for target in targets:
             async with Site(_redirect(target)) as preview:
-                result = await preview_health.check_preview(preview.url("/pr-7"), path="/health")
+                result = await preview_health.check_preview(preview.url("/pr-7"), path="/health", allow_loopback=True)
                 assert preview.paths == ["/health"], target
                 assert result.status == 302 and "not followed" in (result.error or ""), (target, result)
         assert internal.paths == []
@@ -395,7 +395,7 @@ async def test_preview_health_fetches_the_deployments_own_url_and_follows_no_red
             return await (_ok(request) if request.path == "/ready" else _redirect("/ready")(request))
 
         async with Site(to_ready) as preview:  # the same host may redirect within itself
-            result = await preview_health.check_preview(preview.url(), path="/health")
+            result = await preview_health.check_preview(preview.url(), path="/health", allow_loopback=True)
             assert (result.status, result.error, preview.paths) == (200, None, ["/health", "/ready"])
 
 
@@ -658,3 +658,12 @@ async def test_sql_metacharacters_round_trip_unchanged(tmp_path, fake_github, ap
         assert answer.status == 200, data
         assert data["repository"] == repo
         assert [(vote["voter"], vote["reason"]) for vote in data["votes"]] == [(login, ballot.reason)]
+
+
+async def test_a_loopback_preview_is_not_fetched_unless_the_operator_allows_it():
+    """A deployment status naming 127.0.0.1 must not let anyone probe the App host's ports."""
+    async with Site(_ok) as local:
+        refused = await preview_health.check_preview(local.url("/"), path="/")
+        assert refused.status is None and "loopback" in (refused.error or "")
+        allowed = await preview_health.check_preview(local.url("/"), path="/", allow_loopback=True)
+        assert allowed.status == 200
