@@ -210,27 +210,7 @@ async def generate_load(
                 if 200 <= status < 300:
                     result.latencies.append(took)
 
-        counter = iter(range(max(0, warmup)))
-
-        async def warm() -> None:
-            for index in counter:
-                await post(index, record=False)
-
-        await asyncio.gather(*(warm() for _ in range(concurrency)))
-
-        next_index = iter(range(max_requests))
-        deadline = time.perf_counter() + max_seconds
-
-        async def worker() -> None:
-            for index in next_index:
-                if time.perf_counter() >= deadline:
-                    return
-                result.sent += 1
-                await post(index, record=True)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.elapsed = time.perf_counter() - started
+        await _drive(post, result, concurrency=concurrency, warmup=warmup, max_requests=max_requests, max_seconds=max_seconds)
     return result
 
 
@@ -272,27 +252,35 @@ async def generate_get_load(
                 if status == 200:
                     result.latencies.append(time.perf_counter() - started)
 
-        warm = iter(range(max(0, warmup)))
-
-        async def warmer() -> None:
-            for index in warm:
-                await get(index, record=False)
-
-        await asyncio.gather(*(warmer() for _ in range(concurrency)))
-        next_index = iter(range(max_requests))
-        deadline = time.perf_counter() + max_seconds
-
-        async def worker() -> None:
-            for index in next_index:
-                if time.perf_counter() >= deadline:
-                    return
-                result.sent += 1
-                await get(index, record=True)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.elapsed = time.perf_counter() - started
+        await _drive(get, result, concurrency=concurrency, warmup=warmup, max_requests=max_requests, max_seconds=max_seconds)
     return result
+
+
+async def _drive(
+    send, result: LoadResult, *, concurrency: int, warmup: int, max_requests: int, max_seconds: float
+) -> None:
+    """Warm-up requests (not recorded), then at most `max_requests` within `max_seconds`,
+    `concurrency` at a time: the bounds every load here keeps."""
+    warm = iter(range(max(0, warmup)))
+
+    async def warmer() -> None:
+        for index in warm:
+            await send(index, record=False)
+
+    await asyncio.gather(*(warmer() for _ in range(concurrency)))
+    next_index = iter(range(max_requests))
+    deadline = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        for index in next_index:
+            if time.perf_counter() >= deadline:
+                return
+            result.sent += 1
+            await send(index, record=True)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
