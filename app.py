@@ -84,10 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(run_migrations(settings))
         return 0
-    asyncio.run(
-        run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker"))
-    )
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker")))
     return 0
+
+
+def event_loop_factory():
+    """uvloop where it is installed (Linux and macOS): its event loop does the network I/O
+    in C, so each request costs the process less CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":

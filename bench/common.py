@@ -107,7 +107,7 @@ async def start_app(folder: Path, env: dict[str, str], *command: str) -> AppProc
 
 
 class ServerProcess:
-    """A server script of bench/ (the bare HMAC server, the group-commit prototype) as its
+    """A server script of bench/ (the bare HMAC server) as its
     own process, like the App."""
 
     def __init__(self, script: str, **env: str) -> None:

@@ -31,7 +31,6 @@ from bench.report import Section, aim, load_average, stamp, table
 
 CONCURRENCIES = (1, 16, 64)
 CEILING = "bare aiohttp + HMAC"
-PROTOTYPE = "group-commit prototype"
 AIM_SHARE = 0.60
 AIM_P99_MS = 10.0
 
@@ -112,15 +111,6 @@ async def run(args: argparse.Namespace) -> Section:
                     database_url=url, github_url=github.url, private_key=private_key), "web")
                 servers.append(app)
                 targets[f"App, {name}"] = (f"{app.url}/api/github/webhooks", app.process.pid)
-            if args.prototype:
-                for name in ("SQLite", "PostgreSQL"):
-                    # The same rows into databases of their own, stored by the group-commit prototype.
-                    url = (f"sqlite+aiosqlite:///{Path(folder) / 'group-commit.db'}" if name == "SQLite"
-                           else await postgres.create_database())
-                    prototype = ServerProcess("group_commit.py", DATABASE_URL=url)
-                    await prototype.start()
-                    servers.append(prototype)
-                    targets[f"{PROTOTYPE}, {name}"] = (f"{prototype.url}/api/github/webhooks", prototype.process.pid)
             measurements = {
                 (target, concurrency): Measurement(target, concurrency)
                 for target in targets for concurrency in CONCURRENCIES
@@ -172,9 +162,9 @@ def _markdown(measurements: list[Measurement], args: argparse.Namespace, where: 
         "from `bench/loadgen.py` over loopback to the real `python app.py web` (no worker). SQLite runs "
         "as shipped (WAL, `synchronous=FULL`); PostgreSQL runs durable (`fsync`, `synchronous_commit` "
         "and `full_page_writes` on). The ceiling is `bench/bare_server.py`: aiohttp reading the body and "
-        "checking its HMAC, nothing stored. `bench/group_commit.py` is a prototype, not the App: the same "
-        "checks and the same committed `deliveries` rows, but concurrent deliveries share one transaction "
-        "and one commit. The load generator shares the machine's two cores with the server (and "
+        "checking its HMAC, nothing stored, on the App's event loop (uvloop). The App commits each "
+        "delivery before answering; deliveries arriving together share one statement and one commit "
+        "(`DeliveryWriter` in `pinkflow_bot/storage/inbox.py`). The load generator shares the machine's two cores with the server (and "
         "PostgreSQL). *Server CPU* is the share of one core the server process used. All servers run "
         f"side by side and take turns: {args.intake_rounds} rounds, each a {args.intake_seconds:g} s window "
         "per target and concurrency after 200 warm-up deliveries; *accepted/s* is the median of the "

@@ -27,8 +27,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--intake-seconds", type=float, default=4.0, help="intake: measuring window per turn")
     parser.add_argument("--intake-rounds", type=int, default=3, help="intake: turns per target and concurrency")
     parser.add_argument("--intake-requests", type=int, default=50_000, help="intake: most deliveries per turn")
-    parser.add_argument("--no-prototype", dest="prototype", action="store_false",
-                        help="intake: leave out the group-commit prototype")
     parser.add_argument("--proposals", type=int, default=50, help="decision latency: proposals decided")
     parser.add_argument("--burst", type=int, default=50, help="API calls: votes in the burst")
     parser.add_argument("--single-votes", type=int, default=20, help="API calls: votes sent one at a time")

@@ -33,6 +33,12 @@ INTAKE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=REGISTRY,
 )
+INTAKE_BATCH_DELIVERIES = Histogram(
+    "pinkflow_intake_batch_deliveries",
+    "Deliveries stored by one intake commit (concurrent deliveries share one).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
 GITHUB_REQUESTS = Counter(
     "pinkflow_github_requests_total",
     "Calls to GitHub's REST API by route and status.",

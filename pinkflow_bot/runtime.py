@@ -17,6 +17,7 @@ from .handlers import router
 from .services import GovernanceService, utcnow
 from .settings import Settings
 from .storage.database import create_engine, migrate, session_factory
+from .storage.inbox import DeliveryWriter
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     service: GovernanceService
+    deliveries: DeliveryWriter
     http: aiohttp.ClientSession | None = None
     github: GitHubApp | None = None
     worker: Worker | None = None
@@ -48,7 +50,14 @@ class Runtime:
             await migrate(engine)
         sessions = session_factory(engine)
         service = GovernanceService(sessions=sessions, settings=settings, clock=clock)
-        runtime = cls(settings=settings, engine=engine, sessions=sessions, service=service, clock=clock)
+        runtime = cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            service=service,
+            deliveries=DeliveryWriter(engine),
+            clock=clock,
+        )
         if settings.configured:
             runtime._connect(settings, with_worker=with_worker)
         return runtime
@@ -85,6 +94,7 @@ class Runtime:
 
     async def close(self, *, grace_seconds: float = 20.0) -> None:
         """Stops claiming new work, lets work in hand finish within the grace period, then closes."""
+        await self.deliveries.close()
         if self.worker is not None and self._worker_task is not None:
             self.worker.stop()
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -43,9 +45,34 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
 @asynccontextmanager
 async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session in a transaction that writes; committed at the end of the block."""
-    async with sessions() as session, session.begin():
+    async with write_lock(sessions.kw["bind"]), sessions() as session, session.begin():
         await session.connection(execution_options=WRITE)
         yield session
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, tuple[asyncio.Lock, list[asyncio.Task | None]]] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """SQLite lets one transaction write at a time. This process's writers queue for it
+    here, in order, and start the moment it is free; left to SQLite's busy handler they
+    would sleep and poll, up to 100 ms a time, while the lock sits idle. PostgreSQL
+    locks rows, so its writers do not wait here."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock, holder = _write_locks.setdefault(engine.sync_engine, (asyncio.Lock(), [None]))
+    task = asyncio.current_task()
+    if holder[0] is task:  # nested in this task's own write: SQLite decides, as before
+        yield
+        return
+    async with lock:
+        holder[0] = task
+        try:
+            yield
+        finally:
+            holder[0] = None
 
 
 def _sqlite_begin(connection: Any) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
+from .. import metrics
+from .database import write_lock
 from .models import Delivery
 
 MAX_ATTEMPTS = 5
@@ -55,8 +59,7 @@ def _sha(event: str, payload: dict[str, Any]) -> str | int | None:
     return None
 
 
-async def store_delivery(
-    session: AsyncSession,
+def delivery_row(
     *,
     delivery_id: str,
     event: str,
@@ -65,9 +68,9 @@ async def store_delivery(
     serial_key: str,
     body: str,
     received_at: datetime,
-) -> bool:
-    """Stores a delivery once; False when this id was stored before (a redelivery)."""
-    values = dict(
+) -> dict[str, Any]:
+    """A new delivery's row, waiting for the worker."""
+    return dict(
         delivery_id=delivery_id,
         event=event,
         action=action,
@@ -77,12 +80,155 @@ async def store_delivery(
         status="pending",
         attempts=0,
         received_at=received_at,
+        lease_until=None,
+        processed_at=None,
+        error=None,
     )
-    dialect = session.bind.dialect.name
+
+
+def _insert_new(dialect: str):
+    """INSERT of delivery rows that passes over ids stored before and names the ones it stored."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Delivery).values(**values).on_conflict_do_nothing(index_elements=["delivery_id"])
-    result = await session.execute(statement)
-    return result.rowcount == 1
+    table = Delivery.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["delivery_id"]).returning(table.c.delivery_id)
+
+
+async def store_delivery(session: AsyncSession, **fields: Any) -> bool:
+    """Stores a delivery once; False when this id was stored before (a redelivery)."""
+    result = await session.execute(_insert_new(session.bind.dialect.name), [delivery_row(**fields)])
+    return result.first() is not None
+
+
+class DeliveryWriter:
+    """Group commit for intake: deliveries arriving together share one commit.
+
+    Each request hands its row over and waits until the row is committed (or found to
+    be a redelivery). One writer stores every row waiting with one INSERT statement,
+    committed on its own (one fsync), then answers them all: under load a commit's
+    cost is shared by the batch, and a delivery arriving alone is committed at once.
+    A 2xx still means the delivery is on disk.
+
+    The statement goes straight to the database driver: SQLAlchemy's per-row handling
+    of 10 kB bodies cost more than the database's own work, on the one path GitHub
+    waits for. The rows are the ones `delivery_row` makes for the ORM.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 512) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._insert = _insert_postgresql if engine.dialect.name == "postgresql" else _insert_sqlite
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._connection: AsyncConnection | None = None  # held while the writer runs
+        self._closing = False
+
+    async def store(self, row: dict[str, Any]) -> bool:
+        """True once the row is committed; False when its delivery id was stored before."""
+        if self._closing:
+            raise RuntimeError("intake is shutting down")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="pinkflow-intake-writer")
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, future))
+        self._wake.set()
+        return await future
+
+    async def close(self) -> None:
+        """Commits what is waiting, then stops; later deliveries are refused."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: len(batch)]
+                await self._write(batch)
+            if self._closing:
+                return
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
+        try:
+            async with write_lock(self._engine):
+                if self._connection is None:
+                    self._connection = await self._engine.connect()
+                driver = (await self._connection.get_raw_connection()).driver_connection
+                stored = await self._insert(driver, [row for row, _ in batch])
+            metrics.INTAKE_BATCH_DELIVERIES.observe(len(batch))
+        except Exception as error:  # every request of the batch is answered with the failure
+            await self._drop_connection()
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        answered: set[str] = set()
+        for row, future in batch:
+            delivery_id = row["delivery_id"]
+            if not future.done():  # a request whose client went away was cancelled
+                # The same id twice in one batch: the first is stored, the second is a redelivery.
+                future.set_result(delivery_id in stored and delivery_id not in answered)
+            answered.add(delivery_id)
+
+    async def _drop_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                await self._connection.invalidate()
+            except Exception:
+                pass
+            self._connection = None
+
+
+# Both statements are fixed text with the batch bound as parameters: a JSON array of rows
+# for SQLite (json_each), one array per column for PostgreSQL (unnest). Rows keep the
+# batch's order in `seq`, the order the worker follows.
+_SQLITE_INSERT = """
+INSERT INTO deliveries (delivery_id, event, action, installation_id, serial_key, body, status, attempts, received_at)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       'pending', 0, json_extract(value, '$[6]')
+FROM json_each(?) WHERE true ORDER BY key
+ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+"""
+_POSTGRESQL_INSERT = """
+INSERT INTO deliveries (delivery_id, event, action, installation_id, serial_key, body, status, attempts, received_at)
+SELECT delivery_id, event, action, installation_id, serial_key, body, 'pending', 0, received_at
+FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bigint[], $5::varchar[], $6::text[], $7::timestamp[])
+     WITH ORDINALITY AS batch(delivery_id, event, action, installation_id, serial_key, body, received_at, position)
+ORDER BY position
+ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
+"""
+_NEW_COLUMNS = ("delivery_id", "event", "action", "installation_id", "serial_key", "body")
+_SQLITE_DATETIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
+
+
+async def _insert_sqlite(connection: Any, rows: list[dict[str, Any]]) -> set[str]:
+    # One statement outside BEGIN commits on its own (the connections run in autocommit
+    # mode, see database.py), atomically for all its rows.
+    batch = orjson.dumps(
+        [[*(row[column] for column in _NEW_COLUMNS), _SQLITE_DATETIME(_utc_naive(row["received_at"]))] for row in rows]
+    )
+    returned = await connection.execute_fetchall(_SQLITE_INSERT, (batch.decode(),))
+    return {delivery_id for (delivery_id,) in returned}
+
+
+async def _insert_postgresql(connection: Any, rows: list[dict[str, Any]]) -> set[str]:
+    # One statement, so one round trip and a transaction of its own.
+    columns = [[row[column] for row in rows] for column in _NEW_COLUMNS]
+    returned = await connection.fetch(_POSTGRESQL_INSERT, *columns, [_utc_naive(row["received_at"]) for row in rows])
+    return {record[0] for record in returned}
+
+
+def _utc_naive(value: datetime) -> datetime:
+    """As UTCDateTime stores it: UTC, without a zone."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:

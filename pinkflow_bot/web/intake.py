@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import time
 import logging
 from datetime import datetime, timezone
 
+import orjson
 from aiohttp import web
 from gidgethub import ValidationFailure, sansio
 
 from .. import metrics
 from ..storage import inbox
-from ..storage.database import write_transaction
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -92,30 +91,33 @@ async def _receive(request: web.Request) -> web.Response:
     if media_type != "application/json":
         return _error(415, "expected Content-Type application/json")
     try:
-        data = json.loads(body.decode("utf-8"))
-    except ValueError:
+        text = body.decode("utf-8")
+        data = orjson.loads(body)
+    except ValueError:  # UnicodeDecodeError and orjson.JSONDecodeError are ValueErrors
         return _error(400, "body is not valid JSON")
     if not isinstance(data, dict):
         return _error(400, "body must be a JSON object")
-    event = sansio.Event(data, event=event_name, delivery_id=delivery_id)
     if event_name == "ping":
-        return web.json_response({"ok": True, "zen": event.data.get("zen")})
+        return web.json_response({"ok": True, "zen": data.get("zen")})
 
-    installation = event.data.get("installation")
+    installation = data.get("installation")
     installation_id = installation.get("id") if isinstance(installation, dict) else None
-    action = event.data.get("action")
-    async with write_transaction(runtime.sessions) as session:
-        stored = await inbox.store_delivery(
-            session,
-            delivery_id=delivery_id,
-            event=event_name,
-            action=_label(action),
-            installation_id=_database_id(installation_id),
-            # Text columns cannot hold NUL on PostgreSQL; a payload's names can.
-            serial_key=inbox.serial_key_for(event_name, event.data).replace("\x00", "\ufffd"),
-            body=body.decode("utf-8"),
-            received_at=datetime.now(timezone.utc),
-        )
+    row = inbox.delivery_row(
+        delivery_id=delivery_id,
+        event=event_name,
+        action=_label(data.get("action")),
+        installation_id=_database_id(installation_id),
+        # Text columns cannot hold NUL on PostgreSQL; a payload's names can.
+        serial_key=inbox.serial_key_for(event_name, data).replace("\x00", "\ufffd"),
+        body=text,
+        received_at=datetime.now(timezone.utc),
+    )
+    try:
+        stored = await runtime.deliveries.store(row)
+    except Exception:
+        log.exception("delivery not stored", extra={"delivery_id": delivery_id})
+        # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
+        return _error(503, "the delivery could not be stored; redeliver it later")
     if not stored:
         return web.json_response({"ok": True, "duplicate": True}, status=200)
     runtime.notify_worker()
