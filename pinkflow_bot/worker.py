@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import time
 import logging
@@ -47,6 +48,7 @@ class Worker:
         http: aiohttp.ClientSession | None = None,
     ) -> None:
         self._sessions = sessions
+        self._single_writer = sessions.kw["bind"].dialect.name == "sqlite"
         self._service = service
         self._github = github
         self._router = router
@@ -57,15 +59,24 @@ class Worker:
         self._effects = EffectRunner(
             sessions=sessions, github=github, service=service, clock=clock, lease=lease, http=http
         )
-        # Set by intake in the same process (and by handled deliveries for the outbox), so
-        # new work starts at once; other processes' work is found by polling.
-        self._deliveries_ready = asyncio.Event()
+        # Intake in the same process wakes one idle delivery loop per stored delivery, so
+        # new work starts at once without every loop racing to claim it; other processes'
+        # work is found by polling. A wake-up with no loop idle is kept for the next one.
+        self._idle_loops: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._missed_wakeups = 0
         self._effects_ready = asyncio.Event()
         self._stopping = asyncio.Event()
         self.running = False
 
     def notify(self) -> None:
-        self._deliveries_ready.set()
+        while self._idle_loops:
+            waiter = self._idle_loops.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        # Bounded: a loop that finishes work claims again anyway; these cover a loop that
+        # found nothing just before the delivery was committed.
+        self._missed_wakeups = min(self._missed_wakeups + 1, self._concurrency)
 
     async def run(self) -> None:
         """Runs until `stop()`; deliveries, effects and the sweeper each loop on their own."""
@@ -81,7 +92,9 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._deliveries_ready.set()
+        for waiter in self._idle_loops:
+            if not waiter.done():
+                waiter.set_result(None)
         self._effects_ready.set()
 
     @staticmethod
@@ -102,7 +115,21 @@ class Worker:
             if worked:
                 self._effects_ready.set()
             else:
-                await self._idle(self._deliveries_ready, IDLE_POLL_SECONDS)
+                await self._wait_for_delivery()
+
+    async def _wait_for_delivery(self) -> None:
+        if self._missed_wakeups:
+            self._missed_wakeups -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle_loops.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout=IDLE_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if waiter in self._idle_loops:
+                self._idle_loops.remove(waiter)
 
     async def _effect_loop(self) -> None:
         while not self._stopping.is_set():
@@ -137,6 +164,11 @@ class Worker:
 
     async def process_next_delivery(self) -> bool:
         """Claims one delivery and handles it; False when none is ready."""
+        if self._single_writer:
+            # SQLite: look before taking the write lock, which the effects and intake want too.
+            async with self._sessions() as session:
+                if not await inbox.any_claimable(session, now=self._clock()):
+                    return False
         async with write_transaction(self._sessions) as session:
             delivery = await inbox.claim_next_delivery(session, now=self._clock(), lease=self._lease)
         if delivery is None:

@@ -231,8 +231,9 @@ def _utc_naive(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:
-    """The oldest pending delivery whose pull request has nothing older pending or in hand."""
+def _claimable(now: datetime):
+    """Deliveries ready to claim, oldest first: pending (or with a lapsed lease), and with
+    nothing older of their pull request pending or in hand."""
     other = aliased(Delivery)
     blocked = exists().where(
         and_(
@@ -242,19 +243,28 @@ async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: ti
             | ((other.status == "pending") & (other.seq < Delivery.seq)),
         )
     )
+    return select(Delivery.seq).where(_ready(now), ~blocked).order_by(Delivery.seq)
+
+
+def _ready(now: datetime):
     # A lapsed lease means the worker that held it died: the delivery is pending again.
-    ready = (Delivery.status == "pending") | ((Delivery.status == "processing") & (Delivery.lease_until <= now))
+    return (Delivery.status == "pending") | ((Delivery.status == "processing") & (Delivery.lease_until <= now))
+
+
+async def any_claimable(session: AsyncSession, *, now: datetime) -> bool:
+    """Whether a claim would find a delivery; a read, so it takes no write lock."""
+    return await session.scalar(_claimable(now).limit(1)) is not None
+
+
+async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:
+    """The oldest pending delivery whose pull request has nothing older pending or in hand."""
     # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): replicas claiming at the same
     # moment pass over each other's candidates instead of queueing behind them.
-    candidates = (
-        await session.execute(
-            select(Delivery.seq).where(ready, ~blocked).order_by(Delivery.seq).limit(8).with_for_update(skip_locked=True)
-        )
-    ).scalars().all()
+    candidates = (await session.execute(_claimable(now).limit(8).with_for_update(skip_locked=True))).scalars().all()
     for seq in candidates:
         claimed = await session.execute(
             update(Delivery)
-            .where(Delivery.seq == seq, ready)
+            .where(Delivery.seq == seq, _ready(now))
             .values(status="processing", lease_until=now + lease, attempts=Delivery.attempts + 1)
         )
         if claimed.rowcount == 1:

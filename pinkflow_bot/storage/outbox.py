@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import SessionTransaction, aliased
 
 from .models import Effect
 
@@ -17,6 +18,10 @@ CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment", "check_preview"}
 # A converging effect waits this long after the last one of its proposal and kind, so a
 # burst of votes becomes a few edits instead of one per vote; an idle proposal waits not at all.
 CONVERGE_INTERVAL = timedelta(milliseconds=500)
+
+
+# The converging effects each open transaction has enqueued (or found waiting) so far.
+_asked_in: weakref.WeakKeyDictionary[SessionTransaction, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
 
 
 async def enqueue_effect(
@@ -29,6 +34,11 @@ async def enqueue_effect(
     payload: dict[str, Any] | None = None,
 ) -> None:
     if kind in CONVERGING_KINDS and proposal_id is not None:
+        # Asked for twice in one transaction (a vote, then the decision it brings): once is enough.
+        asked = _asked_in.setdefault(session.sync_session.get_transaction(), set())
+        if (proposal_id, kind) in asked:
+            return
+        asked.add((proposal_id, kind))
         # One not yet started will read the newest state anyway, so this change needs no
         # other. One already under way may have read the state before this change, so it
         # does not count. The row lock keeps the waiting one from being claimed (and
@@ -88,30 +98,33 @@ async def claim_due_effects(
     held_back = Effect.kind.in_(CONVERGING_KINDS) & recent
     candidates = (
         await session.execute(
-            select(Effect.id).where(ready, ~busy, ~held_back).order_by(Effect.id).limit(limit * 4).with_for_update(skip_locked=True)
+            select(Effect.id, Effect.proposal_id, Effect.kind)
+            .where(ready, ~busy, ~held_back)
+            .order_by(Effect.id)
+            .limit(limit * 4)
+            .with_for_update(skip_locked=True)
         )
-    ).scalars().all()
-    claimed: list[Effect] = []
-    seen: set[tuple[int | None, str]] = set()
-    for effect_id in candidates:
-        effect = await session.get(Effect, effect_id)
-        if effect is None:
-            continue
-        key = (effect.proposal_id, effect.kind)
-        if effect.proposal_id is not None and key in seen:
-            continue
-        result = await session.execute(
-            update(Effect)
-            .where(Effect.id == effect_id, ready)
-            .values(status="processing", lease_until=now + lease, attempts=Effect.attempts + 1)
-        )
-        if result.rowcount == 1:
-            seen.add(key)
-            await session.refresh(effect)
-            claimed.append(effect)
-            if len(claimed) >= limit:
-                break
-    return claimed
+    ).all()
+    chosen: list[int] = []
+    seen: set[tuple[int, str]] = set()
+    for effect_id, proposal_id, kind in candidates:
+        if proposal_id is not None:
+            if (proposal_id, kind) in seen:
+                continue
+            seen.add((proposal_id, kind))
+        chosen.append(effect_id)
+        if len(chosen) >= limit:
+            break
+    if not chosen:
+        return []
+    # One statement claims them all and hands the rows back.
+    claimed = await session.scalars(
+        update(Effect)
+        .where(Effect.id.in_(chosen), ready)
+        .values(status="processing", lease_until=now + lease, attempts=Effect.attempts + 1)
+        .returning(Effect)
+    )
+    return sorted(claimed.all(), key=lambda effect: effect.id)
 
 
 def _still_ours(effect: Effect):
