@@ -24,6 +24,7 @@ class GovernanceWorld:
         self.app = app
         self.http = http
         self._deployment_ids = itertools.count(500_000)
+        self.preview_deployments: dict[int, int] = {}  # pull request number: its preview's deployment id
 
     @classmethod
     async def start(
@@ -61,9 +62,16 @@ class GovernanceWorld:
         """A pull request whose preview succeeded; waits for the check run; returns its head SHA."""
         sha = hashlib.sha1(f"{REPO}#{number}".encode()).hexdigest()
         self.github.add_pull(REPO, number, head_sha=sha, author=AUTHOR)
-        await self.send(payloads.preview_ready(repo=REPO, sha=sha, deployment_id=next(self._deployment_ids)))
+        self.preview_deployments[number] = next(self._deployment_ids)
+        await self.send(payloads.preview_ready(repo=REPO, sha=sha, deployment_id=self.preview_deployments[number]))
         await self.until(lambda: self.github.check_runs_for(REPO, sha), what=f"the check run of #{number}")
         return sha
+
+    async def tally(self, number: int) -> dict:
+        """The proposal's votes as the App's status API shows them."""
+        params = {"deploymentId": str(self.preview_deployments[number])}
+        async with self.http.get(f"{self.app.url}/api/deployments/status", params=params) as response:
+            return (await response.json())["deployment"]["votes"]
 
     async def backlog(self) -> tuple[int, int]:
         async with self.http.get(f"{self.app.url}/api/health") as response:
