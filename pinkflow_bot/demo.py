@@ -151,7 +151,7 @@ def _report(fake, out: TextIO, *, dashboard: str) -> None:
     for comment in fake.comments_on(REPO, PR):
         if STATUS_MARKER in comment["body"]:
             write(comment["body"].replace(STATUS_MARKER, "").strip() + "\n\n")
-    write("--- Reactions ---\n")
+    write("--- Reactions (😕: not counted, the status comment says why; counted commands get none) ---\n")
     for comment in fake.comments_on(REPO, PR):
         if comment["user"]["type"] == "User":
             first_line = comment["body"].splitlines()[0]

@@ -432,7 +432,9 @@ class GovernanceService:
         voter: Voter,
         commands: Sequence[Command],
     ) -> None:
-        """Runs a comment's commands in order, in one commit, and answers with a reaction."""
+        """Runs a comment's commands in order, in one commit. A counted command is answered by
+        the status comment and check run, not by a reaction; a comment with a command that was
+        not counted gets one "confused" reaction, and the status comment says why."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             proposal = await queries.current_proposal(
@@ -446,7 +448,7 @@ class GovernanceService:
                     await self._note(session, shown, f"@{voter.login}: {limited}", now=now)
                 await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
                 return
-            counted = refused = False
+            refused = False
             for command in commands:
                 if command.kind is CommandKind.HELP:
                     await outbox.enqueue_effect(
@@ -456,12 +458,10 @@ class GovernanceService:
                         installation_id=installation_id,
                         payload={"repo": repo_full_name, "number": pr_number, "body": HELP_TEXT},
                     )
-                    counted = True
                     continue
                 if command.kind is CommandKind.STATUS:
                     # Read the pull request and its comments again: a missed webhook is made good.
                     await self._enqueue_rebuild(session, installation_id, repo_full_name, pr_number, now=now)
-                    counted = True
                     continue
                 if proposal is None:
                     refused = True
@@ -478,12 +478,11 @@ class GovernanceService:
                     accepted = await self._hold(session, proposal, voter=voter, reason=command.reason, now=now)
                 else:  # UNHOLD
                     accepted = await self._unhold(session, proposal, voter=voter, now=now)
-                counted, refused = counted or accepted, refused or not accepted
+                refused = refused or not accepted
             if proposal is not None:
                 await self._settle(session, proposal, now=now)
-            for content, wanted in (("+1", counted), ("confused", refused)):
-                if wanted:
-                    await self._react(session, installation_id, repo_full_name, comment_id, content, now=now)
+            if refused:
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
 
     async def _react(
         self, session: AsyncSession, installation_id: int | None, repo_full_name: str, comment_id: int, content: str, *, now: datetime
@@ -672,8 +671,6 @@ class GovernanceService:
                 for command in votes
             ]
             await self._settle(session, proposal, now=now)
-            if any(accepted):
-                await self._react(session, installation_id, repo_full_name, comment_id, "+1", now=now)
             if not all(accepted):
                 await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
 
@@ -1147,10 +1144,6 @@ class GovernanceService:
                     latest_comment[comment.voter.login.lower()] = comment.comment_id
                     session.add(
                         AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="recovered vote", detail=f"comment {comment.comment_id}", at=now)
-                    )
-                    await outbox.enqueue_effect(
-                        session, kind="react", now=now, installation_id=installation_id,
-                        payload={"repo": repo_full_name, "comment_id": comment.comment_id, "content": "+1"},
                     )
             await self._settle(session, proposal, now=now)
             await self._enqueue_sync(session, proposal, now=now)

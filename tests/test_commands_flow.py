@@ -74,6 +74,26 @@ async def test_a_hold_blocks_promotion_whatever_the_tally_until_unhold(app, worl
     assert hold.detail == "waiting for the QA sign-off"
 
 
+async def test_a_counted_command_gets_no_reaction_and_a_comment_with_one_not_counted_gets_one_confused(app, world, vote):
+    await open_proposal(app)
+    approve = vote("/approve looks right on mobile", "ann")
+    promote = vote("/promote", "max")  # before the pass: not counted
+    mixed = vote("/reject breaks the footer\n/hold", "rita")  # read permission: neither counts
+    partly = vote("/hold\n/promote", "dan")  # the hold counts, the promotion does not
+    await app.deliver(approve, promote, mixed, partly)
+    assert reactions(world, approve.payload["comment"]["id"]) == []
+    assert reactions(world, promote.payload["comment"]["id"]) == ["confused"]
+    assert reactions(world, mixed.payload["comment"]["id"]) == ["confused"]
+    assert reactions(world, partly.payload["comment"]["id"]) == ["confused"]
+    assert len(world.calls_for("reactions/create-for-issue-comment")) == 3
+    # What was counted shows where the voters look: the status comment and the check run.
+    comment = status_comment(world)
+    assert "@ann" in comment and "looks right on mobile" in comment
+    assert "on hold by @dan" in comment
+    assert "| @ann | ✅ approve | 3 | looks right on mobile |" in check_run(world)["output"]["text"]
+    assert (await status(app))["votes"]["total"] == 1
+
+
 async def test_hold_and_unhold_need_write_permission(app, world, vote):
     await passed(app, vote)
     hold = vote("/hold", "tia")
@@ -128,7 +148,9 @@ async def test_status_and_help_are_open_to_anyone(app, world, vote):
     help_command = vote("/help", "rita")
     await app.deliver(status_command, help_command)
     assert len(world.calls_for("checks/update")) + len(world.calls_for("checks/create")) > before
-    assert reactions(world, status_command.payload["comment"]["id"]) == ["+1"]
+    # Counted: the check run and status comment answer it, not a reaction.
+    assert reactions(world, status_command.payload["comment"]["id"]) == []
+    assert reactions(world, help_command.payload["comment"]["id"]) == []
     replies = [c["body"] for c in world.comments_on(REPO, PR) if "/unhold" in c["body"]]
     assert len(replies) == 1 and "/promote --force" in replies[0]
 
@@ -173,7 +195,8 @@ async def test_an_edit_that_adds_a_vote_counts_it(app, world):
     await deliver_posted(app, comment)
     await app.deliver(edited(world, comment, "/approve"))
     assert (await status(app))["votes"]["approvals"] == 1
-    assert reactions(world, comment["id"]) == ["+1"]
+    assert "| @max" in status_comment(world)
+    assert reactions(world, comment["id"]) == []  # counted: shown in the status comment, no reaction
 
 
 async def test_an_edit_by_anyone_but_the_author_is_ignored_and_audited_as_tampering(app, world):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import pytest
 from sqlalchemy import func, select
 
 from pinkflow_bot.storage import inbox, outbox
-from pinkflow_bot.storage.models import AuditEvent, Effect
+from pinkflow_bot.storage.models import AuditEvent, Ballot, Effect
 from tests import payloads
 from tests.harness import Clock, app_under_test
 
@@ -61,6 +62,12 @@ def newest_run(world, number: int) -> dict:
     return runs[0]
 
 
+async def ballots_per_comment(app) -> Counter:
+    """How many ballots each comment cast."""
+    async with app.runtime.sessions() as session:
+        return Counter(await session.scalars(select(Ballot.comment_id)))
+
+
 def status_comment(world, number: int) -> str:
     comments = [c for c in world.comments_on(REPO, number) if "<!-- pinkflow:status -->" in c["body"]]
     assert len(comments) == 1, f"pull request {number} has {len(comments)} status comments"
@@ -106,9 +113,14 @@ async def test_every_proposal_converges_while_github_fails_a_fifth_of_all_calls(
             status_comment(world, number)  # exactly one each
         production = [d for d in world.deployments.values() if d["environment"] == "production"]
         assert [d["sha"] for d in production] == [sha_of(4)]
+        # Every vote counted once: one ballot per voting comment, whatever GitHub did to the calls.
+        voting = [d.payload["comment"]["id"] for ds in comments.values() for d in ds if d.payload["comment"]["body"] != "/promote"]
+        assert await ballots_per_comment(app) == Counter(voting)
+        # Every command was counted (a refused one would get a reaction), and a counted one gets none.
         for deliveries in comments.values():
             for delivery in deliveries:
-                assert world.reaction_contents(delivery.payload["comment"]["id"]) == ["+1"]
+                assert world.reaction_contents(delivery.payload["comment"]["id"]) == []
+        assert world.calls_for("reactions/create-for-issue-comment") == []
         async with app.runtime.sessions() as session:
             failed = await session.scalar(select(func.count()).select_from(Effect).where(Effect.status == "failed"))
         assert failed == 0
@@ -136,7 +148,8 @@ async def test_a_burst_of_fifty_votes_becomes_a_few_check_run_edits(tmp_path, wo
         assert edits <= min(25, most), (edits, elapsed)
         assert comment_edits <= min(25, most), (comment_edits, elapsed)
         assert "50 votes" in newest_run(world, 5)["output"]["title"] + newest_run(world, 5)["output"]["summary"]
-        assert len(world.calls_for("reactions/create-for-issue-comment")) == 50
+        assert await ballots_per_comment(app) == Counter(d.payload["comment"]["id"] for d in burst)
+        assert world.calls_for("reactions/create-for-issue-comment") == []  # counted votes get no reaction
 
 
 async def test_a_period_that_ended_while_the_app_was_down_is_closed_once_by_two_replicas(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from pinkflow_bot.storage.models import Ballot
 from tests import payloads
 from tests.harness import Clock, app_under_test
 
@@ -168,7 +170,11 @@ async def test_a_redelivered_vote_is_counted_once(vote, app, world):
     delivery = vote("/approve", "ann")
     await app.deliver(delivery, delivery, delivery)
     assert (await seed_status(app))["votes"]["total"] == 1
-    assert len(world.calls_for("reactions/create-for-issue-comment")) == 1
+    async with app.runtime.sessions() as session:
+        ballots = list(await session.scalars(select(Ballot)))
+    assert [(b.voter, b.choice, b.comment_id) for b in ballots] == [("ann", "approve", delivery.payload["comment"]["id"])]
+    assert the_status_comment(world)["body"].count("| @ann ") == 1
+    assert world.calls_for("reactions/create-for-issue-comment") == []  # counted: no reaction
 
 
 async def test_promote_before_the_pass_is_refused_and_says_why(vote, app, world):

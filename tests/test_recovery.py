@@ -63,10 +63,16 @@ async def test_status_counts_votes_whose_webhooks_were_lost(app, world):
     await app.deliver(delivered(world, "/status", "dan"))
     tally = await votes(app)
     assert (tally["total"], tally["approveWeight"]) == (2, 5)
-    assert world.reaction_contents(lost["id"]) == ["+1"]
+    # The recovered vote shows in the status comment, with no reaction on its comment.
+    [comment] = [c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]
+    assert "| @ann " in comment["body"] and "looks right" in comment["body"]
+    assert world.reaction_contents(lost["id"]) == []
+    assert world.calls_for("reactions/create-for-issue-comment") == []
     # A second /status changes nothing: the recovered vote is not counted twice.
     await app.deliver(delivered(world, "/status", "dan"))
     assert (await votes(app))["total"] == 2
+    [comment] = [c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]
+    assert comment["body"].count("| @ann ") == 1
 
 
 async def test_a_recovered_older_vote_does_not_override_a_newer_one(app, world):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+from collections import Counter
 
 import aiohttp
 import pytest
@@ -71,6 +72,15 @@ async def ballots_per_proposal(database_url: str) -> dict[int, int]:
         await engine.dispose()
 
 
+async def ballots_per_comment(database_url: str) -> Counter:
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            return Counter(await session.scalars(select(Ballot.comment_id)))
+    finally:
+        await engine.dispose()
+
+
 async def test_two_replicas_on_one_postgresql_count_every_vote_once_and_promote_once(
     tmp_path, fake_github, app_private_key, postgres_server
 ):
@@ -109,6 +119,11 @@ async def test_two_replicas_on_one_postgresql_count_every_vote_once_and_promote_
     assert await ballots_per_proposal(database_url) == {1: 24}
     assert len([c for c in fake_github.comments_on(REPO, 1) if MARKER in c["body"]]) == 1
     assert len(fake_github.check_runs_for(REPO, sha_of(1), name="Pinkflow governance")) == 1
+    assert await ballots_per_comment(database_url) == Counter(d.payload["comment"]["id"] for d in votes)
+    # Counted votes get no reaction; of the four /promote, one counted and three refused (confused).
+    assert all(fake_github.reaction_contents(d.payload["comment"]["id"]) == [] for d in votes)
+    answers = sorted(fake_github.reaction_contents(d.payload["comment"]["id"]) for d in promotes)
+    assert answers == [[], ["confused"], ["confused"], ["confused"]]
     # Votes arrived at both replicas' intake; which worker handled each is up to the claims.
     assert "delivery handled" in one.log_text() + two.log_text()
 
@@ -172,8 +187,11 @@ async def test_a_crash_in_the_middle_of_hundreds_of_deliveries_loses_and_doubles
     for number in range(1, pulls + 1):
         assert len([c for c in fake_github.comments_on(REPO, number) if MARKER in c["body"]]) == 1
         assert len(fake_github.check_runs_for(REPO, sha_of(number), name="Pinkflow governance")) == 1
+    assert await ballots_per_comment(database_url) == Counter(d.payload["comment"]["id"] for d in votes)
+    # Every vote was counted (one not counted would get a reaction), and a counted vote gets none.
     for delivery in votes:
-        assert fake_github.reaction_contents(delivery.payload["comment"]["id"]) == ["+1"]
+        assert fake_github.reaction_contents(delivery.payload["comment"]["id"]) == []
+    assert fake_github.calls_for("reactions/create-for-issue-comment") == []
 
 
 async def test_sigterm_finishes_the_work_in_hand_and_exits_0(tmp_path, fake_github, app_private_key):

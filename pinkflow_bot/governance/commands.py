@@ -67,6 +67,7 @@ HELP_TEXT = """\
 - `/help`: show this list (anyone)
 
 Your latest vote is the one that counts. Commands inside code, `>` quotes or HTML comments are ignored.
+Counted commands show in the status comment and check run; a 😕 reaction means a command was not counted, and the status comment says why.
 """
 
 
