@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -47,6 +48,10 @@ from .storage.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# How long an installation's suspended or deleted state is taken as known; a change made
+# through another replica is seen within this.
+INSTALLATION_STATE_SECONDS = 5.0
 
 VOTE_CHOICES = {
     CommandKind.APPROVE: Choice.APPROVE,
@@ -166,6 +171,9 @@ class GovernanceService:
         self._clock = clock
         # Each repository's `.github/pinkflow.yml`, read by handlers and effects through GitHub.
         self.config = RepositoryConfig(defaults=default_rules(settings))
+        # Whether an installation is suspended or deleted, asked before every delivery and
+        # effect: read again after a few seconds, and at once after this process records a change.
+        self._inactive: TTLCache[int, bool] = TTLCache(maxsize=10_000, ttl=INSTALLATION_STATE_SECONDS)
 
     @property
     def settings(self) -> Settings:
@@ -1193,7 +1201,8 @@ class GovernanceService:
                 installation.deleted_at = None
             if action == "created":
                 await self._repositories_added(session, installation_id, repositories, now=now)
-            log.info("installation recorded", extra={"installation_id": installation_id, "change": action})
+        self._inactive.pop(installation_id, None)
+        log.info("installation recorded", extra={"installation_id": installation_id, "change": action})
 
     async def record_installation_repositories(
         self,
@@ -1228,9 +1237,14 @@ class GovernanceService:
         """Whether the installation was suspended or deleted: its deliveries are not acted on."""
         if installation_id is None:
             return False
+        known = self._inactive.get(installation_id)
+        if known is not None:
+            return known
         async with self.read() as session:
             installation = await session.get(Installation, installation_id)
-        return installation is not None and (installation.suspended_at is not None or installation.deleted_at is not None)
+        inactive = installation is not None and (installation.suspended_at is not None or installation.deleted_at is not None)
+        self._inactive[installation_id] = inactive
+        return inactive
 
 
 async def _installation_repository(session: AsyncSession, installation_id: int, full_name: str) -> InstallationRepository | None:

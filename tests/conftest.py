@@ -17,6 +17,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from tests.fake_github import FakeGitHub  # noqa: E402
+from tests.process import kill_leftover_processes  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Fake GitHub and the App's key pair
@@ -91,3 +92,9 @@ async def database_url(request, tmp_path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}"
     server = request.getfixturevalue("postgres_server")
     return await server.create_database()
+
+
+@pytest.fixture(autouse=True)
+def _no_app_process_outlives_its_test():
+    yield
+    kill_leftover_processes()

@@ -22,6 +22,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every process a test started; whatever a failing test left running is killed after it.
+_STARTED: list[asyncio.subprocess.Process] = []
+
+
+def kill_leftover_processes() -> None:
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.returncode is None:
+            process.kill()
+
+
 class AppProcess:
     """One `python app.py` with its own environment; its log lines go to a file the test reads."""
 
@@ -41,6 +52,7 @@ class AppProcess:
             cwd=self.log_path.parent, env=self.env, stdout=log_file, stderr=log_file,
         )
         log_file.close()
+        _STARTED.append(self.process)
         deadline = time.monotonic() + ready_timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
