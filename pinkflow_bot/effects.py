@@ -127,6 +127,9 @@ class EffectRunner:
         self._clock = clock
         # For calls beyond GitHub: the Vercel API and promotion webhooks.
         self._http = http
+        # Proposal views being read for the effects taken together: the check run and the
+        # comment of one proposal show the same state, so it is read once.
+        self._views: dict[int, asyncio.Future[tuple[Proposal, ProposalView] | None]] = {}
 
     async def run_due(self, *, limit: int = 16, coalesce: bool = True) -> int:
         """Claims and performs the due effects; returns how many were taken. Without
@@ -136,8 +139,25 @@ class EffectRunner:
             claimed = await outbox.claim_due_effects(
                 session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval
             )
-        await asyncio.gather(*(self._perform(effect) for effect in claimed))
+        try:
+            await asyncio.gather(*(self._perform(effect) for effect in claimed))
+        finally:
+            self._views.clear()
         return len(claimed)
+
+    async def _view(self, proposal_id: int) -> tuple[Proposal, ProposalView] | None:
+        """The proposal and its view as stored now, read once for the effects running together."""
+        reading = self._views.get(proposal_id)
+        if reading is None:
+            reading = self._views[proposal_id] = asyncio.ensure_future(self._read_view(proposal_id))
+        return await asyncio.shield(reading)
+
+    async def _read_view(self, proposal_id: int) -> tuple[Proposal, ProposalView] | None:
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, proposal_id)
+            if proposal is None:
+                return None
+            return proposal, await proposal_view(session, proposal, now=self._clock(), details_url=self._details_url(proposal))
 
     async def _perform(self, effect: Effect) -> None:
         with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
@@ -184,11 +204,10 @@ class EffectRunner:
     # -- kinds ---------------------------------------------------------------------------
 
     async def _sync_check_run(self, effect: Effect) -> None:
-        async with self._sessions() as session:
-            proposal = await session.get(Proposal, effect.proposal_id)
-            if proposal is None:
-                return
-            view = await proposal_view(session, proposal, now=self._clock(), details_url=self._details_url(proposal))
+        read = await self._view(effect.proposal_id)
+        if read is None:
+            return
+        proposal, view = read
         output = render_check_run(view)
         body: dict[str, Any] = {
             "name": CHECK_RUN_NAME,
@@ -237,10 +256,12 @@ class EffectRunner:
                 session, repo_full_name=proposal.repo_full_name, pr_number=proposal.pr_number
             )
             shown = current or proposal
-            view = await proposal_view(session, shown, now=self._clock(), details_url=self._details_url(shown))
             pull = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
             comment_id = pull.status_comment_id if pull else None
-        body = render_status_comment(view)
+        read = await self._view(shown.id)
+        if read is None:
+            return
+        body = render_status_comment(read[1])
         gh = await self._client(effect)
         owner, repo = proposal.repo_full_name.split("/", 1)
         if comment_id is None:

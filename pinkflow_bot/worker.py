@@ -106,27 +106,33 @@ class Worker:
         ready.clear()
 
     async def _delivery_loop(self) -> None:
+        woken = False
         while not self._stopping.is_set():
             try:
-                worked = await self.process_next_delivery()
+                # Woken for a stored delivery: claim at once. Otherwise (a poll, or more after
+                # a handled one) SQLite looks first, so finding nothing takes no write lock.
+                worked = await self.process_next_delivery(look_first=not woken)
             except Exception:
                 log.exception("delivery loop error")
                 worked = False
             if worked:
                 self._effects_ready.set()
+                woken = False
             else:
-                await self._wait_for_delivery()
+                woken = await self._wait_for_delivery()
 
-    async def _wait_for_delivery(self) -> None:
+    async def _wait_for_delivery(self) -> bool:
+        """Waits for a wake-up or the polling interval; True when woken."""
         if self._missed_wakeups:
             self._missed_wakeups -= 1
-            return
+            return True
         waiter = asyncio.get_running_loop().create_future()
         self._idle_loops.append(waiter)
         try:
             await asyncio.wait_for(waiter, timeout=IDLE_POLL_SECONDS)
+            return True
         except asyncio.TimeoutError:
-            pass
+            return False
         finally:
             if waiter in self._idle_loops:
                 self._idle_loops.remove(waiter)
@@ -162,9 +168,9 @@ class Worker:
             if not worked and not taken:
                 return
 
-    async def process_next_delivery(self) -> bool:
+    async def process_next_delivery(self, *, look_first: bool = True) -> bool:
         """Claims one delivery and handles it; False when none is ready."""
-        if self._single_writer:
+        if look_first and self._single_writer:
             # SQLite: look before taking the write lock, which the effects and intake want too.
             async with self._sessions() as session:
                 if not await inbox.any_claimable(session, now=self._clock()):

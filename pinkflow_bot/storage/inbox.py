@@ -258,18 +258,17 @@ async def any_claimable(session: AsyncSession, *, now: datetime) -> bool:
 
 async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:
     """The oldest pending delivery whose pull request has nothing older pending or in hand."""
-    # SKIP LOCKED (PostgreSQL; SQLite has one writer anyway): replicas claiming at the same
-    # moment pass over each other's candidates instead of queueing behind them.
-    candidates = (await session.execute(_claimable(now).limit(8).with_for_update(skip_locked=True))).scalars().all()
-    for seq in candidates:
-        claimed = await session.execute(
-            update(Delivery)
-            .where(Delivery.seq == seq, _ready(now))
-            .values(status="processing", lease_until=now + lease, attempts=Delivery.attempts + 1)
-        )
-        if claimed.rowcount == 1:
-            return await session.get(Delivery, seq, populate_existing=True)
-    return None
+    # One statement finds, claims and returns it. SKIP LOCKED (PostgreSQL; SQLite has one
+    # writer anyway): replicas claiming at the same moment pass over each other's candidate
+    # instead of queueing behind it.
+    oldest = _claimable(now).limit(1).with_for_update(skip_locked=True).scalar_subquery()
+    claimed = await session.scalars(
+        update(Delivery)
+        .where(Delivery.seq == oldest, _ready(now))
+        .values(status="processing", lease_until=now + lease, attempts=Delivery.attempts + 1)
+        .returning(Delivery)
+    )
+    return claimed.one_or_none()
 
 
 class ClaimLost(Exception):
