@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +62,8 @@ from .storage.models import Effect, Proposal, ProtectionRuleRequest
 log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 12
+# The proposal views being read for the effects performed together (see EffectRunner.perform).
+_views: ContextVar[dict[int, asyncio.Future] | None] = ContextVar("pinkflow_proposal_views", default=None)
 # The check run shows the newest entries of the audit trail that fit in GitHub's limit.
 MAX_AUDIT_SHOWN = 2000
 
@@ -127,9 +130,6 @@ class EffectRunner:
         self._clock = clock
         # For calls beyond GitHub: the Vercel API and promotion webhooks.
         self._http = http
-        # Proposal views being read for the effects taken together: the check run and the
-        # comment of one proposal show the same state, so it is read once.
-        self._views: dict[int, asyncio.Future[tuple[Proposal, ProposalView] | None]] = {}
 
     async def run_due(self, *, limit: int = 16, coalesce: bool = True) -> int:
         """Claims and performs the due effects; returns how many were taken. Without
@@ -139,17 +139,26 @@ class EffectRunner:
             claimed = await outbox.claim_due_effects(
                 session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval
             )
-        try:
-            await asyncio.gather(*(self._perform(effect) for effect in claimed))
-        finally:
-            self._views.clear()
+        await self.perform(claimed)
         return len(claimed)
 
+    async def perform(self, effects: list[Effect]) -> None:
+        """Performs claimed effects together; the check run and the comment of one proposal
+        show the same state, so it is read once for them."""
+        token = _views.set({})
+        try:
+            await asyncio.gather(*(self._perform(effect) for effect in effects))
+        finally:
+            _views.reset(token)
+
     async def _view(self, proposal_id: int) -> tuple[Proposal, ProposalView] | None:
-        """The proposal and its view as stored now, read once for the effects running together."""
-        reading = self._views.get(proposal_id)
+        """The proposal and its view as stored now, read once for the effects performed together."""
+        views = _views.get()
+        reading = views.get(proposal_id) if views is not None else None
         if reading is None:
-            reading = self._views[proposal_id] = asyncio.ensure_future(self._read_view(proposal_id))
+            reading = asyncio.ensure_future(self._read_view(proposal_id))
+            if views is not None:
+                views[proposal_id] = reading
         return await asyncio.shield(reading)
 
     async def _read_view(self, proposal_id: int) -> tuple[Proposal, ProposalView] | None:

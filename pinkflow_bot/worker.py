@@ -21,9 +21,9 @@ from .handlers.context import HandlerContext
 from .logs import log_context
 from .retries import plan_retry
 from .services import DeliveryRef, GovernanceService, utcnow
-from .storage import inbox
+from .storage import inbox, outbox
 from .storage.database import write_transaction
-from .storage.models import Delivery
+from .storage.models import Delivery, Effect
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +184,17 @@ class Worker:
 
     async def _handle(self, delivery: Delivery) -> None:
         started = time.perf_counter()
-        outcome = await self._dispatch(delivery)
+        taken: list[Effect] = []
+        outcome = await self._dispatch(delivery, taken)
         metrics.DELIVERIES.labels(event=delivery.event[:40], outcome=outcome).inc()
         metrics.PROCESSING_SECONDS.labels(event=delivery.event[:40]).observe(time.perf_counter() - started)
+        if outcome == "handled":
+            # Committed: the edits nothing else was doing start now, with no claim to wait for.
+            await self._effects.perform(taken)
 
-    async def _dispatch(self, delivery: Delivery) -> str:
-        """Runs the handlers; says how it went: handled, skipped, taken_over, retried or failed."""
+    async def _dispatch(self, delivery: Delivery, taken: list[Effect]) -> str:
+        """Runs the handlers; says how it went: handled, skipped, taken_over, retried or failed.
+        Edits the handlers' commits claimed for this worker are added to `taken`."""
         ref = DeliveryRef(seq=delivery.seq, delivery_id=delivery.delivery_id, attempt=delivery.attempts)
         with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
                          installation_id=delivery.installation_id):
@@ -218,9 +223,11 @@ class Worker:
                     context = HandlerContext(
                         delivery=ref, service=self._service, github=self._github, installation_id=delivery.installation_id
                     )
-                    await self._router.dispatch(event, gh, context)
-                    if not ref.finished:
-                        await self._service.finish_delivery(ref)
+                    with outbox.take_here(self._lease) as claimed_here:
+                        await self._router.dispatch(event, gh, context)
+                        if not ref.finished:
+                            await self._service.finish_delivery(ref)
+                    taken.extend(claimed_here)
                     rate_limit = getattr(gh, "rate_limit", None)
                     log.info(
                         "delivery handled",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +13,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction, aliased
 
-from .models import Effect
+from .models import Effect, Proposal
 
 # Effects that make GitHub show the stored state (or, for the preview's health, read the
 # state of now): any number pending collapse into one call.
@@ -23,6 +26,23 @@ CONVERGE_INTERVAL = timedelta(milliseconds=500)
 # The converging effects each open transaction has enqueued (or found waiting) so far.
 _asked_in: weakref.WeakKeyDictionary[SessionTransaction, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
 
+# Set by a worker around the handlers it runs: an edit that may start at once is enqueued
+# already claimed by that worker and handed to it after the commit, instead of waiting
+# for the effect loop to find it. Unset (the sweeper, the API), effects are only enqueued.
+_taken_here: ContextVar[tuple[list[Effect], timedelta] | None] = ContextVar("pinkflow_effects_taken_here", default=None)
+
+
+@contextmanager
+def take_here(lease: timedelta) -> Iterator[list[Effect]]:
+    """Collects the edits enqueued inside the block already claimed for this worker (for
+    `lease`): the caller performs them once the block's transactions have committed."""
+    taken: list[Effect] = []
+    token = _taken_here.set((taken, lease))
+    try:
+        yield taken
+    finally:
+        _taken_here.reset(token)
+
 
 async def enqueue_effect(
     session: AsyncSession,
@@ -32,37 +52,58 @@ async def enqueue_effect(
     proposal_id: int | None = None,
     installation_id: int | None = None,
     payload: dict[str, Any] | None = None,
+    converge_interval: timedelta = CONVERGE_INTERVAL,
 ) -> None:
+    claim_here = False
+    here = None
     if kind in CONVERGING_KINDS and proposal_id is not None:
         # Asked for twice in one transaction (a vote, then the decision it brings): once is enough.
         asked = _asked_in.setdefault(session.sync_session.get_transaction(), set())
         if (proposal_id, kind) in asked:
             return
         asked.add((proposal_id, kind))
+        here = _taken_here.get()
+        if here is not None and session.bind.dialect.name == "postgresql":
+            # Replicas decide one at a time per proposal whether an edit may start at once.
+            await session.execute(select(Proposal.id).where(Proposal.id == proposal_id).with_for_update())
         # One not yet started will read the newest state anyway, so this change needs no
         # other. One already under way may have read the state before this change, so it
         # does not count. The row lock keeps the waiting one from being claimed (and
         # reading the state) until this transaction has committed.
-        waiting = await session.scalar(
-            select(Effect.id)
-            .where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status == "pending")
-            .limit(1)
-            .with_for_update()
+        statuses = set(
+            (
+                await session.scalars(
+                    select(Effect.status)
+                    .where(
+                        Effect.proposal_id == proposal_id,
+                        Effect.kind == kind,
+                        (Effect.status == "pending")
+                        | ((Effect.status == "processing") & (Effect.lease_until > now))
+                        | ((Effect.status == "done") & (Effect.done_at > now - converge_interval)),
+                    )
+                    .with_for_update()
+                )
+            ).all()
         )
-        if waiting is not None:
+        if "pending" in statuses:
             return
-    session.add(
-        Effect(
-            kind=kind,
-            proposal_id=proposal_id,
-            installation_id=installation_id,
-            payload=payload or {},
-            status="pending",
-            attempts=0,
-            not_before=now,
-            created_at=now,
-        )
+        # Nothing under way and nothing just done: the edit may start now, here.
+        claim_here = here is not None and not statuses
+    effect = Effect(
+        kind=kind,
+        proposal_id=proposal_id,
+        installation_id=installation_id,
+        payload=payload or {},
+        status="pending",
+        attempts=0,
+        not_before=now,
+        created_at=now,
     )
+    if claim_here:
+        taken, lease = here
+        effect.status, effect.attempts, effect.lease_until = "processing", 1, now + lease
+        taken.append(effect)
+    session.add(effect)
 
 
 async def claim_due_effects(
