@@ -13,7 +13,8 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import SessionTransaction, aliased
 
-from .models import Effect, Proposal
+from .models import Effect
+from .proposals import lock_proposal
 
 # Effects that make GitHub show the stored state (or, for the preview's health, read the
 # state of now): any number pending collapse into one call.
@@ -65,7 +66,7 @@ async def enqueue_effect(
         here = _taken_here.get()
         if here is not None and session.bind.dialect.name == "postgresql":
             # Replicas decide one at a time per proposal whether an edit may start at once.
-            await session.execute(select(Proposal.id).where(Proposal.id == proposal_id).with_for_update())
+            await lock_proposal(session, proposal_id)
         # One not yet started will read the newest state anyway, so this change needs no
         # other. One already under way may have read the state before this change, so it
         # does not count. The row lock keeps the waiting one from being claimed (and

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from .models import (
     AuditEvent,
@@ -21,6 +24,21 @@ from .models import (
 OPEN_STATES = ("voting", "passed")
 # States in which a proposal is still the one a pull request's commands are about.
 CURRENT_STATES = ("voting", "passed", "rejected", "expired", "promoted")
+
+# The proposals whose rows each open transaction has locked, so they are not locked twice.
+_locked_in: weakref.WeakKeyDictionary[SessionTransaction, set[int]] = weakref.WeakKeyDictionary()
+
+
+def _remember_locked(session: AsyncSession, proposal_ids: Iterable[int]) -> None:
+    _locked_in.setdefault(session.sync_session.get_transaction(), set()).update(proposal_ids)
+
+
+async def lock_proposal(session: AsyncSession, proposal_id: int) -> None:
+    """Locks the proposal's row until the commit (PostgreSQL), unless this transaction holds it."""
+    if proposal_id in _locked_in.get(session.sync_session.get_transaction(), ()):
+        return
+    await session.execute(select(Proposal.id).where(Proposal.id == proposal_id).with_for_update())
+    _remember_locked(session, [proposal_id])
 
 
 async def pull_request(session: AsyncSession, *, repo_full_name: str, number: int) -> PullRequest | None:
@@ -54,13 +72,21 @@ async def current_proposal(
         .order_by(Proposal.id.desc())
         .limit(1)
     )
-    return await session.scalar(query.with_for_update() if for_update else query)
+    if not for_update:
+        return await session.scalar(query)
+    proposal = await session.scalar(query.with_for_update())
+    if proposal is not None:
+        _remember_locked(session, [proposal.id])
+    return proposal
 
 
 async def locked_proposal(session: AsyncSession, proposal_id: int) -> Proposal | None:
     """A proposal to change: its row stays locked until the commit (PostgreSQL), so the
     sweeper and a vote never decide the same proposal at the same time."""
-    return await session.get(Proposal, proposal_id, with_for_update=True, populate_existing=True)
+    proposal = await session.get(Proposal, proposal_id, with_for_update=True, populate_existing=True)
+    if proposal is not None:
+        _remember_locked(session, [proposal.id])
+    return proposal
 
 
 async def open_proposals_of_pull(session: AsyncSession, *, repo_full_name: str, pr_number: int) -> list[Proposal]:
@@ -73,7 +99,9 @@ async def open_proposals_of_pull(session: AsyncSession, *, repo_full_name: str, 
         )
         .with_for_update()
     )
-    return list(rows)
+    proposals = list(rows)
+    _remember_locked(session, [proposal.id for proposal in proposals])
+    return proposals
 
 
 async def proposal_at(session: AsyncSession, *, repo_full_name: str, pr_number: int, head_sha: str) -> Proposal | None:
@@ -124,7 +152,9 @@ async def due_proposals(session: AsyncSession, *, now, limit: int = 100) -> list
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(rows)
+    proposals = list(rows)
+    _remember_locked(session, [proposal.id for proposal in proposals])
+    return proposals
 
 
 async def audit_trail(session: AsyncSession, *, proposal_id: int, limit: int | None = None) -> list[AuditEvent]:
@@ -181,7 +211,9 @@ async def open_proposals_of_repo(session: AsyncSession, *, repo_full_name: str) 
         .order_by(Proposal.id)
         .with_for_update()
     )
-    return list(rows)
+    proposals = list(rows)
+    _remember_locked(session, [proposal.id for proposal in proposals])
+    return proposals
 
 
 async def active_holds(session: AsyncSession, *, proposal_id: int) -> list[Hold]:
