@@ -125,6 +125,7 @@ class EffectRunner:
     ) -> None:
         self._lease = lease
         self._sessions = sessions
+        self._single_writer = sessions.kw["bind"].dialect.name == "sqlite"
         self._github = github
         self._service = service
         self._clock = clock
@@ -135,6 +136,11 @@ class EffectRunner:
         """Claims and performs the due effects; returns how many were taken. Without
         `coalesce`, edits are not held back to gather a burst (for draining at once)."""
         interval = outbox.CONVERGE_INTERVAL if coalesce else timedelta(0)
+        if self._single_writer:
+            # SQLite: look before taking the write lock, which a vote's transaction may want.
+            async with self._sessions() as session:
+                if not await outbox.any_due_effects(session, now=self._clock(), converge_interval=interval):
+                    return 0
         async with write_transaction(self._sessions) as session:
             claimed = await outbox.claim_due_effects(
                 session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval

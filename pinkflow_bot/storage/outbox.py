@@ -107,15 +107,9 @@ async def enqueue_effect(
     session.add(effect)
 
 
-async def claim_due_effects(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    lease: timedelta,
-    limit: int = 16,
-    converge_interval: timedelta = CONVERGE_INTERVAL,
-) -> list[Effect]:
-    """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
+def _due(now: datetime, converge_interval: timedelta):
+    """Effects ready to perform, oldest first: pending and due (or with a lapsed lease),
+    nothing else of their proposal and kind under way, and an edit not just made."""
     other = aliased(Effect)
     busy = exists().where(
         and_(
@@ -134,18 +128,32 @@ async def claim_due_effects(
             other.done_at > now - converge_interval,
         )
     )
-    ready = ((Effect.status == "pending") & (Effect.not_before <= now)) | (
+    held_back = Effect.kind.in_(CONVERGING_KINDS) & recent
+    return select(Effect.id, Effect.proposal_id, Effect.kind).where(_ready(now), ~busy, ~held_back).order_by(Effect.id)
+
+
+def _ready(now: datetime):
+    return ((Effect.status == "pending") & (Effect.not_before <= now)) | (
         (Effect.status == "processing") & (Effect.lease_until <= now)
     )
-    held_back = Effect.kind.in_(CONVERGING_KINDS) & recent
+
+
+async def any_due_effects(session: AsyncSession, *, now: datetime, converge_interval: timedelta = CONVERGE_INTERVAL) -> bool:
+    """Whether a claim would find an effect; a read, so it takes no write lock."""
+    return (await session.execute(_due(now, converge_interval).limit(1))).first() is not None
+
+
+async def claim_due_effects(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 16,
+    converge_interval: timedelta = CONVERGE_INTERVAL,
+) -> list[Effect]:
+    """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
     candidates = (
-        await session.execute(
-            select(Effect.id, Effect.proposal_id, Effect.kind)
-            .where(ready, ~busy, ~held_back)
-            .order_by(Effect.id)
-            .limit(limit * 4)
-            .with_for_update(skip_locked=True)
-        )
+        await session.execute(_due(now, converge_interval).limit(limit * 4).with_for_update(skip_locked=True))
     ).all()
     chosen: list[int] = []
     seen: set[tuple[int, str]] = set()
@@ -162,7 +170,7 @@ async def claim_due_effects(
     # One statement claims them all and hands the rows back.
     claimed = await session.scalars(
         update(Effect)
-        .where(Effect.id.in_(chosen), ready)
+        .where(Effect.id.in_(chosen), _ready(now))
         .values(status="processing", lease_until=now + lease, attempts=Effect.attempts + 1)
         .returning(Effect)
     )
