@@ -17,7 +17,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from bench.loadgen import loopback_target, percentile  # noqa: E402
 from tests.fake_github import Call, FakeGitHub  # noqa: E402
 from tests.postgres import SUPERUSER, ThrowawayPostgres  # noqa: E402
-from tests.process import AppProcess, free_port  # noqa: E402
+from tests.process import AppProcess, free_port, wait_until_healthy  # noqa: E402
 
 APP_ID = 4242
 WEBHOOK_SECRET = "bench-" + secrets.token_hex(16)
@@ -122,17 +121,7 @@ class ServerProcess:
             PYTHON, str(REPO_ROOT / "bench" / self.script), "--port", str(self.port),
             env={**os.environ, "WEBHOOK_SECRET": WEBHOOK_SECRET, **self.env},
         )
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                try:
-                    async with session.get(f"{self.url}/api/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError(f"bench/{self.script} did not start")
+        await wait_until_healthy(self.url, self.process, timeout=30, interval=0.05, describe=lambda: f"bench/{self.script}")
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import time
 from pathlib import Path
 
 import aiohttp
 
 from bench.common import WEBHOOK_SECRET, AppProcess, ObservedGitHub, app_env, start_app
 from tests import payloads
+from tests.process import eventually
 
 REPO = "octo-org/shop"
 AUTHOR = "alice"
@@ -92,14 +92,5 @@ class GovernanceWorld:
         return await self.backlog() == (0, 0)
 
     @staticmethod
-    async def until(condition, *, what: str, timeout: float = 30.0, interval: float = 0.02):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            await asyncio.sleep(interval)
+    async def until(condition, *, what: str, timeout: float = 30.0):
+        return await eventually(condition, timeout=timeout, interval=0.02, message=what)

@@ -56,7 +56,7 @@ from .services import (
 )
 from .storage import outbox
 from .storage import proposals as queries
-from .storage.database import write_transaction
+from .storage.database import single_writer, write_transaction
 from .storage.models import Effect, Proposal, ProtectionRuleRequest
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class EffectRunner:
     ) -> None:
         self._lease = lease
         self._sessions = sessions
-        self._single_writer = sessions.kw["bind"].dialect.name == "sqlite"
+        self._single_writer = single_writer(sessions)
         self._github = github
         self._service = service
         self._clock = clock

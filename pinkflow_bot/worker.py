@@ -22,7 +22,7 @@ from .logs import log_context
 from .retries import plan_retry
 from .services import DeliveryRef, GovernanceService, utcnow
 from .storage import inbox, outbox
-from .storage.database import write_transaction
+from .storage.database import single_writer, write_transaction
 from .storage.models import Delivery, Effect
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Worker:
         http: aiohttp.ClientSession | None = None,
     ) -> None:
         self._sessions = sessions
-        self._single_writer = sessions.kw["bind"].dialect.name == "sqlite"
+        self._single_writer = single_writer(sessions)
         self._service = service
         self._github = github
         self._router = router

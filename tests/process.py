@@ -33,6 +33,25 @@ def kill_leftover_processes() -> None:
             process.kill()
 
 
+async def wait_until_healthy(
+    url: str, process: asyncio.subprocess.Process, *, timeout: float, describe=lambda: "", interval: float = 0.1
+) -> None:
+    """Until `url`/api/health answers 200; fails at once if the process exits."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"the process serving {url} exited with {process.returncode}:\n{describe()}")
+            try:
+                async with session.get(f"{url}/api/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(interval)
+    raise TimeoutError(f"{url} did not become healthy:\n{describe()}")
+
+
 class AppProcess:
     """One `python app.py` with its own environment; its log lines go to a file the test reads."""
 
@@ -53,19 +72,9 @@ class AppProcess:
         )
         log_file.close()
         _STARTED.append(self.process)
-        deadline = time.monotonic() + ready_timeout
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self.process.returncode is not None:
-                    raise RuntimeError(f"app.py exited with {self.process.returncode}:\n{self.log_path.read_text()[-4000:]}")
-                try:
-                    async with session.get(f"{self.url}/api/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"app.py did not become healthy:\n{self.log_path.read_text()[-4000:]}")
+        await wait_until_healthy(
+            self.url, self.process, timeout=ready_timeout, describe=lambda: self.log_path.read_text()[-4000:]
+        )
 
     async def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 30.0) -> int:
         assert self.process is not None

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -48,6 +49,20 @@ async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> Async
     async with write_lock(sessions.kw["bind"]), sessions() as session, session.begin():
         await session.connection(execution_options=WRITE)
         yield session
+
+
+def single_writer(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether the database lets one transaction write at a time (SQLite)."""
+    return sessions.kw["bind"].dialect.name == "sqlite"
+
+
+_noted: weakref.WeakKeyDictionary[SessionTransaction, dict[str, set[Any]]] = weakref.WeakKeyDictionary()
+
+
+def noted_in_transaction(session: AsyncSession, topic: str) -> set[Any]:
+    """A set that lives as long as the session's open transaction, for what it has done
+    already (rows locked, effects asked for), so it is not done twice."""
+    return _noted.setdefault(session.sync_session.get_transaction(), {}).setdefault(topic, set())
 
 
 _write_locks: weakref.WeakKeyDictionary[Engine, tuple[asyncio.Lock, list[asyncio.Task | None]]] = weakref.WeakKeyDictionary()

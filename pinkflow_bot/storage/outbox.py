@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -11,8 +10,9 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import SessionTransaction, aliased
+from sqlalchemy.orm import aliased
 
+from .database import noted_in_transaction
 from .models import Effect
 from .proposals import lock_proposal
 
@@ -23,9 +23,6 @@ CONVERGING_KINDS = frozenset({"sync_check_run", "sync_comment", "check_preview"}
 # burst of votes becomes a few edits instead of one per vote; an idle proposal waits not at all.
 CONVERGE_INTERVAL = timedelta(milliseconds=500)
 
-
-# The converging effects each open transaction has enqueued (or found waiting) so far.
-_asked_in: weakref.WeakKeyDictionary[SessionTransaction, set[tuple[int, str]]] = weakref.WeakKeyDictionary()
 
 # Set by a worker around the handlers it runs: an edit that may start at once is enqueued
 # already claimed by that worker and handed to it after the commit, instead of waiting
@@ -59,7 +56,7 @@ async def enqueue_effect(
     here = None
     if kind in CONVERGING_KINDS and proposal_id is not None:
         # Asked for twice in one transaction (a vote, then the decision it brings): once is enough.
-        asked = _asked_in.setdefault(session.sync_session.get_transaction(), set())
+        asked = noted_in_transaction(session, "converging effects asked for")
         if (proposal_id, kind) in asked:
             return
         asked.add((proposal_id, kind))

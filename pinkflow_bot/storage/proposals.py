@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import SessionTransaction
 
+from .database import noted_in_transaction
 from .models import (
     AuditEvent,
     Ballot,
@@ -25,17 +24,13 @@ OPEN_STATES = ("voting", "passed")
 # States in which a proposal is still the one a pull request's commands are about.
 CURRENT_STATES = ("voting", "passed", "rejected", "expired", "promoted")
 
-# The proposals whose rows each open transaction has locked, so they are not locked twice.
-_locked_in: weakref.WeakKeyDictionary[SessionTransaction, set[int]] = weakref.WeakKeyDictionary()
-
-
 def _remember_locked(session: AsyncSession, proposal_ids: Iterable[int]) -> None:
-    _locked_in.setdefault(session.sync_session.get_transaction(), set()).update(proposal_ids)
+    noted_in_transaction(session, "proposals locked").update(proposal_ids)
 
 
 async def lock_proposal(session: AsyncSession, proposal_id: int) -> None:
     """Locks the proposal's row until the commit (PostgreSQL), unless this transaction holds it."""
-    if proposal_id in _locked_in.get(session.sync_session.get_transaction(), ()):
+    if proposal_id in noted_in_transaction(session, "proposals locked"):
         return
     await session.execute(select(Proposal.id).where(Proposal.id == proposal_id).with_for_update())
     _remember_locked(session, [proposal_id])
