@@ -9,15 +9,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path:
-    """The `shared/` folder: `PINKFLOW_SHARED_DIR`, or the one beside the repository.
-
-    CI clones the repository into a fresh folder with `shared/` next to it, so
-    `<repo>/../shared` holds in every checkout.
-    """
+    """The `shared/` folder: `PINKFLOW_SHARED_DIR`, else the one beside the repository,
+    else the copy of its GitHub data in `tests/shared/` (a clone on its own)."""
     configured = os.environ.get("PINKFLOW_SHARED_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
-    return REPO_ROOT.parent / "shared"
+    beside = REPO_ROOT.parent / "shared"
+    if (beside / "github").is_dir():
+        return beside
+    return REPO_ROOT / "tests" / "shared"
 
 
 def github_data_dir() -> Path:

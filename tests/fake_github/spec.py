@@ -33,10 +33,8 @@ MULTI_SEGMENT_PARAMETERS = frozenset({"path", "ref"})
 
 
 def default_spec_path() -> Path:
-    """GitHub's description in `shared/` (what the tests validate against), else the copy
-    kept beside this module, for the demo in a checkout without `shared/`."""
-    shared = github_data_dir() / "rest-api-subset.json"
-    return shared if shared.is_file() else Path(__file__).with_name("rest-api-subset.json")
+    """GitHub's description in `shared/` (or the copy of it in `tests/shared/`)."""
+    return github_data_dir() / "rest-api-subset.json"
 
 
 def as_github_means_it(value: Any) -> Any:
