@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select
@@ -27,6 +28,16 @@ PROCESSING_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
+@lru_cache(maxsize=512)
+def _deliveries_counter(event: str, outcome: str):
+    return DELIVERIES.labels(event=event, outcome=outcome)
+
+
+def count_delivery(event: str, outcome: str) -> None:
+    """One delivery by event and outcome; the labelled counter is looked up once per pair."""
+    _deliveries_counter(event[:40], outcome).inc()
+
+
 INTAKE_SECONDS = Histogram(
     "pinkflow_intake_seconds",
     "Time to verify, store and acknowledge a delivery.",

@@ -186,7 +186,7 @@ class Worker:
         started = time.perf_counter()
         taken: list[Effect] = []
         outcome = await self._dispatch(delivery, taken)
-        metrics.DELIVERIES.labels(event=delivery.event[:40], outcome=outcome).inc()
+        metrics.count_delivery(delivery.event, outcome)
         metrics.PROCESSING_SECONDS.labels(event=delivery.event[:40]).observe(time.perf_counter() - started)
         if outcome == "handled":
             # Committed: the edits nothing else was doing start now, with no claim to wait for.

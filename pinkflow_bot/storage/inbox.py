@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -186,17 +186,12 @@ class DeliveryWriter:
             self._connection = None
 
 
-# Both statements are fixed text with the batch bound as parameters: a JSON array of rows
-# for SQLite (json_each), one array per column for PostgreSQL (unnest). Rows keep the
-# batch's order in `seq`, the order the worker follows.
-_SQLITE_INSERT = """
-INSERT INTO deliveries (delivery_id, event, action, installation_id, serial_key, body, status, attempts, received_at)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
-       'pending', 0, json_extract(value, '$[6]')
-FROM json_each(?) WHERE true ORDER BY key
-ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id
-"""
+# The batch goes in as bound parameters. SQLite takes one VALUES tuple per row (the
+# statement text depends only on the batch's size, so the connection's statement cache
+# keeps them prepared); PostgreSQL takes one array per column (unnest), so its text is
+# fixed. Rows keep the batch's order in `seq`, the order the worker follows.
+_COLUMNS = "delivery_id, event, action, installation_id, serial_key, body, status, attempts, received_at"
+_SQLITE_ROW = "(?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
 _POSTGRESQL_INSERT = """
 INSERT INTO deliveries (delivery_id, event, action, installation_id, serial_key, body, status, attempts, received_at)
 SELECT delivery_id, event, action, installation_id, serial_key, body, 'pending', 0, received_at
@@ -209,13 +204,21 @@ _NEW_COLUMNS = ("delivery_id", "event", "action", "installation_id", "serial_key
 _SQLITE_DATETIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
 
 
+@lru_cache(maxsize=64)
+def _sqlite_insert(size: int) -> str:
+    """The statement for `size` rows: placeholders only, never a value."""
+    rows = ", ".join([_SQLITE_ROW] * size)
+    return f"INSERT INTO deliveries ({_COLUMNS}) VALUES {rows} ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id"
+
+
 async def _insert_sqlite(connection: Any, rows: list[dict[str, Any]]) -> set[str]:
     # One statement outside BEGIN commits on its own (the connections run in autocommit
     # mode, see database.py), atomically for all its rows.
-    batch = orjson.dumps(
-        [[*(row[column] for column in _NEW_COLUMNS), _SQLITE_DATETIME(_utc_naive(row["received_at"]))] for row in rows]
-    )
-    returned = await connection.execute_fetchall(_SQLITE_INSERT, (batch.decode(),))
+    parameters: list[Any] = []
+    for row in rows:
+        parameters.extend([row[column] for column in _NEW_COLUMNS])
+        parameters.append(_SQLITE_DATETIME(_utc_naive(row["received_at"])))
+    returned = await connection.execute_fetchall(_sqlite_insert(len(rows)), parameters)
     return {delivery_id for (delivery_id,) in returned}
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
+import hashlib
+import hmac
 import logging
+import time
 from datetime import datetime, timezone
 
 import orjson
 from aiohttp import web
-from gidgethub import ValidationFailure, sansio
 
 from .. import metrics
 from ..storage import inbox
@@ -23,6 +24,22 @@ MAX_LABEL_LENGTH = 100
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _answer(status: int, body: bytes) -> web.Response:
+    # Fixed answers skip json_response's encoding: this is the one path GitHub waits on.
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+_ACCEPTED = b'{"ok":true}'
+_DUPLICATE = b'{"ok":true,"duplicate":true}'
+
+
+def signature_matches(body: bytes, signature: str, secret: str) -> bool:
+    """Whether `signature` is the body's HMAC-SHA256 under `secret`, compared in constant
+    time. Only SHA-256 is accepted (GitHub's older SHA-1 header is not)."""
+    expected = "sha256=" + hmac.digest(secret.encode(), body, hashlib.sha256).hex()
+    return hmac.compare_digest(expected, signature)
 
 
 def _label(value: object) -> str | None:
@@ -51,7 +68,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         outcome = f"refused_{response.status}"
     # Only a verified delivery's event name is a label: anyone can send any header.
     event = request.headers.get("X-GitHub-Event", "") if response.status < 300 else "unverified"
-    metrics.DELIVERIES.labels(event=event[:40], outcome=outcome).inc()
+    metrics.count_delivery(event, outcome)
     return response
 
 
@@ -74,12 +91,7 @@ async def _receive(request: web.Request) -> web.Response:
         return _error(401, "missing X-Hub-Signature-256")
     event_name = request.headers.get("X-GitHub-Event")
     delivery_id = request.headers.get("X-GitHub-Delivery")
-    try:
-        # Constant-time comparison; only SHA-256 signatures are accepted (gidgethub would take SHA-1 too).
-        if not signature.startswith("sha256="):
-            raise ValidationFailure("not a SHA-256 signature")
-        sansio.validate_event(body, signature=signature, secret=settings.webhook_secret)
-    except ValidationFailure:
+    if not signature_matches(body, signature, settings.webhook_secret):
         return _error(401, "bad signature")
     if not event_name or not delivery_id:
         return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery")
@@ -119,6 +131,6 @@ async def _receive(request: web.Request) -> web.Response:
         # Not acknowledged, so GitHub shows the delivery as failed and it can be redelivered.
         return _error(503, "the delivery could not be stored; redeliver it later")
     if not stored:
-        return web.json_response({"ok": True, "duplicate": True}, status=200)
+        return _answer(200, _DUPLICATE)
     runtime.notify_worker()
-    return web.json_response({"ok": True}, status=202)
+    return _answer(202, _ACCEPTED)
