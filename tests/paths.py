@@ -9,14 +9,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path:
-    """The `shared/` folder: `PINKFLOW_SHARED_DIR`, else the one beside the repository,
-    else the copy of its GitHub data in `tests/shared/` (a clone on its own)."""
+    """The GitHub data and design page the tests read: `tests/shared/`, or
+    `PINKFLOW_SHARED_DIR`. The copy in the repository is the one to use: its REST
+    description also holds the operations the App added since (see its README)."""
     configured = os.environ.get("PINKFLOW_SHARED_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
-    beside = REPO_ROOT.parent / "shared"
-    if (beside / "github").is_dir():
-        return beside
     return REPO_ROOT / "tests" / "shared"
 
 

@@ -105,6 +105,7 @@ async def test_every_operation_answers_in_githubs_shape(
     await gh.getitem(f"/repos/{REPO}")
     await gh.getitem(f"/repos/{REPO}/contents/{{path}}", url_vars={"path": ".github/pinkflow.yml"})
     await gh.getitem(f"/repos/{REPO}/collaborators/bob/permission")
+    await gh.getitem(f"/repos/{REPO}/collaborators?affiliation=all&per_page=100")
     await gh.getitem("/orgs/acme/teams/release/memberships/bob")
     await gh.getitem(f"/repos/{REPO}/pulls/7")
     await gh.getitem(f"/repos/{REPO}/pulls?state=all&sort=updated&direction=asc&per_page=10&page=1")
@@ -341,6 +342,21 @@ async def test_the_permission_answer_has_the_legacy_field_and_the_role(world: Fa
     answer = await gh.getitem(f"/repos/{REPO}/collaborators/bob/permission")
 
     assert (answer["permission"], answer["role_name"], answer["user"]["login"]) == (permission, role, "bob")
+
+
+async def test_the_collaborators_list_holds_everyone_given_a_role_and_the_owner(world: FakeGitHub, gh: GitHubAPI):
+    for login, role in (("bob", "write"), ("carol", "triage"), ("dave", "none")):
+        world.set_permission(REPO, login, role)
+    world.add_user("erin")  # known to GitHub, no role here
+
+    listed = {entry["login"]: (entry["role_name"], entry["permissions"]["push"]) for entry in
+              await gh.getitem(f"/repos/{REPO}/collaborators?per_page=100")}
+
+    owner = REPO.split("/")[0]
+    assert {login: role for login, (role, _) in listed.items() if login != owner} == {"bob": "write", "carol": "triage"}
+    assert listed["bob"][1] is True and listed["carol"][1] is False
+    writers = await gh.getitem(f"/repos/{REPO}/collaborators?permission=push")
+    assert "carol" not in {entry["login"] for entry in writers}
 
 
 async def test_the_configuration_file_is_served_base64_from_the_default_branch(world: FakeGitHub, gh: GitHubAPI):

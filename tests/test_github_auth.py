@@ -25,6 +25,12 @@ OTHER_REPO = "globex/api"
 HEAD_SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
 TOKEN_REQUEST = "apps/create-installation-access-token"
 PERMISSION_LOOKUP = "repos/get-collaborator-permission-level"
+ROSTER = "repos/list-collaborators"
+
+
+def permission_calls(world: FakeGitHub) -> list:
+    """Every call that asked GitHub who may do what: the roster and one-person look-ups."""
+    return [call for call in world.calls if call.operation_id in (ROSTER, PERMISSION_LOOKUP)]
 
 
 class ManualClock:
@@ -218,11 +224,56 @@ async def test_the_permission_is_cached_per_person_whatever_the_case(
     assert await github_app.permission(gh, repo_full_name=REPO, login="dan", installation_id=1) == Permission.WRITE
     world.set_permission(REPO, "Dan", "admin")
     assert await github_app.permission(gh, repo_full_name="ACME/Web", login="DAN", installation_id=1) == Permission.WRITE
-    assert len(world.calls_for(PERMISSION_LOOKUP)) == 1
+    assert len(permission_calls(world)) == 1
 
     clock.advance(61)  # a change of role shows within about a minute
     assert await github_app.permission(gh, repo_full_name=REPO, login="dan", installation_id=1) == Permission.ADMIN
-    assert len(world.calls_for(PERMISSION_LOOKUP)) == 2
+    assert len(permission_calls(world)) == 2
+
+
+async def test_a_crowd_of_first_time_voters_costs_one_call(github_app: GitHubApp, world: FakeGitHub):
+    crowd = [f"voter{index:02d}" for index in range(40)]
+    for login in crowd:
+        world.set_permission(REPO, login, "write")
+    world.set_permission(REPO, "boss", "admin")
+    gh = await github_app.installation_client(1)
+
+    # All at once, as the worker's loops would ask during a burst of votes.
+    levels = await asyncio.gather(
+        *(github_app.permission(gh, repo_full_name=REPO, login=login, installation_id=1) for login in [*crowd, "boss"])
+    )
+
+    assert levels == [Permission.WRITE] * len(crowd) + [Permission.ADMIN]
+    assert [call.operation_id for call in permission_calls(world)] == [ROSTER]
+
+
+async def test_people_beyond_the_rosters_page_are_looked_up_one_by_one(github_app: GitHubApp, world: FakeGitHub):
+    for index in range(100):
+        world.set_permission(REPO, f"early{index:03d}", "read")
+    world.set_permission(REPO, "late", "maintain")  # the 101st: on the second page
+    world.add_user("passer-by")  # no role: a public repository's reader
+    gh = await github_app.installation_client(1)
+
+    assert await github_app.permission(gh, repo_full_name=REPO, login="early042", installation_id=1) == Permission.READ
+    assert await github_app.permission(gh, repo_full_name=REPO, login="late", installation_id=1) == Permission.MAINTAIN
+    assert await github_app.permission(gh, repo_full_name=REPO, login="passer-by", installation_id=1) == Permission.READ
+    assert [call.operation_id for call in permission_calls(world)] == [ROSTER, PERMISSION_LOOKUP, PERMISSION_LOOKUP]
+
+
+async def test_a_roster_github_will_not_list_falls_back_to_one_look_up_each(github_app: GitHubApp, world: FakeGitHub):
+    world.set_permission(REPO, "dan", "write")
+    world.set_permission(REPO, "ann", "admin")
+    world.fail(ROSTER, status=403, body={
+        "message": "Resource not accessible by integration",
+        "documentation_url": "https://docs.github.com/rest/collaborators/collaborators#list-repository-collaborators",
+        "status": "403",
+    })
+    gh = await github_app.installation_client(1)
+
+    assert await github_app.permission(gh, repo_full_name=REPO, login="dan", installation_id=1) == Permission.WRITE
+    assert await github_app.permission(gh, repo_full_name=REPO, login="ann", installation_id=1) == Permission.ADMIN
+    # The refusal is remembered as briefly as a roster would be: no second try per person.
+    assert [call.operation_id for call in permission_calls(world)] == [ROSTER, PERMISSION_LOOKUP, PERMISSION_LOOKUP]
 
 
 async def test_someone_github_does_not_know_has_no_permission(github_app: GitHubApp, world: FakeGitHub):

@@ -141,6 +141,18 @@ async def test_weights_follow_roles_and_the_latest_vote_counts(vote, app, world)
     assert "changed my mind" in the_status_comment(world)["body"]
 
 
+async def test_votes_on_a_freshly_opened_proposal_need_no_permission_look_up(vote, app, world):
+    await open_proposal(app)
+    assert len(world.calls_for("repos/list-collaborators")) == 1  # who may vote, read as it opened
+
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/reject", "dan"), vote("/approve", "tia"))
+
+    votes = (await seed_status(app))["votes"]
+    assert (votes["approveWeight"], votes["rejectWeight"]) == (3 + 2, 1)  # roles as GitHub lists them; tia below write
+    assert world.calls_for("repos/get-collaborator-permission-level") == []
+    assert len(world.calls_for("repos/list-collaborators")) == 1
+
+
 async def test_the_weight_is_fixed_when_the_vote_is_cast(vote, app, world):
     await open_proposal(app)
     await app.deliver(vote("/approve", "max"))

@@ -6,6 +6,8 @@ The API root comes from `GITHUB_API_URL`, so github.com, GitHub Enterprise Serve
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -17,7 +19,7 @@ import gidgethub.aiohttp
 from cachetools import TTLCache
 
 from .. import metrics
-from ..governance.permissions import Permission, permission_from_github
+from ..governance.permissions import Permission, permission_from_collaborator, permission_from_github
 from .auth import AppAuth
 from .errors import GitHubRateLimited, rate_limit_wait
 
@@ -26,6 +28,17 @@ API_VERSION = "2022-11-28"
 # a change of role shows within a minute.
 PERMISSION_TTL = 60.0
 MAX_CACHED_LOOKUPS = 10_000
+# One page of a repository's collaborators is read; people not on it (a larger roster's
+# later pages, or no access beyond a public repository's) are looked up one by one.
+ROSTER_PAGE = 100
+MAX_CACHED_ROSTERS = 2_000
+
+log = logging.getLogger(__name__)
+
+
+# A repository's collaborators (every person with access: direct, through a team or
+# through the organization) and their levels, by lower-case login.
+Roster = Mapping[str, Permission]
 
 
 class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
@@ -121,6 +134,10 @@ class GitHubApp:
         self._memberships: TTLCache[tuple[str, str, str], bool] = TTLCache(
             maxsize=MAX_CACHED_LOOKUPS, ttl=lookup_ttl, timer=clock
         )
+        self._rosters: TTLCache[tuple[int, str], Roster] = TTLCache(
+            maxsize=MAX_CACHED_ROSTERS, ttl=lookup_ttl, timer=clock
+        )
+        self._roster_reads: dict[tuple[int, str], asyncio.Future[Roster]] = {}
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)
@@ -146,6 +163,9 @@ class GitHubApp:
         cached = self._permissions.get(key)
         if cached is not None:
             return cached
+        listed = (await self.roster(gh, repo_full_name=repo_full_name, installation_id=installation_id)).get(login.lower())
+        if listed is not None:
+            return listed
         owner, repo = repo_full_name.split("/", 1)
         try:
             answer = await gh.getitem(
@@ -160,6 +180,50 @@ class GitHubApp:
             level = permission_from_github(permission=answer.get("permission"), role_name=answer.get("role_name"))
         self._permissions[key] = level
         return level
+
+    async def roster(self, gh: gidgethub.aiohttp.GitHubAPI, *, repo_full_name: str, installation_id: int) -> Roster:
+        """The repository's collaborators, read at most once per `lookup_ttl`: one call
+        settles the permission of everyone on it, so a crowd of first-time voters costs
+        one call, not one each. Concurrent askers share one read."""
+        key = (installation_id, repo_full_name.lower())
+        cached = self._rosters.get(key)
+        if cached is not None:
+            return cached
+        reading = self._roster_reads.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_roster(gh, repo_full_name=repo_full_name))
+            self._roster_reads[key] = reading
+
+            def done(task: asyncio.Future[Roster]) -> None:
+                self._roster_reads.pop(key, None)
+                if not task.cancelled() and task.exception() is None:
+                    self._rosters[key] = task.result()
+
+            reading.add_done_callback(done)
+        # Shielded: one asker giving up does not cancel the read the others wait on.
+        return await asyncio.shield(reading)
+
+    async def _read_roster(self, gh: gidgethub.aiohttp.GitHubAPI, *, repo_full_name: str) -> Roster:
+        owner, repo = repo_full_name.split("/", 1)
+        try:
+            page = await gh.getitem(
+                "/repos/{owner}/{repo}/collaborators{?affiliation,per_page}",
+                url_vars={"owner": owner, "repo": repo, "affiliation": "all", "per_page": str(ROSTER_PAGE)},
+            )
+        except gidgethub.BadRequest as exc:
+            if exc.status_code in (403, 404):
+                # Not allowed to list them (or the repository is gone): each person is
+                # looked up on their own, as if the list were empty.
+                log.info("repository collaborators not listed", extra={"repository": repo_full_name, "status": exc.status_code})
+                return {}
+            raise
+        if not isinstance(page, list):
+            return {}
+        return {
+            entry["login"].lower(): permission_from_collaborator(entry)
+            for entry in page
+            if isinstance(entry, dict) and isinstance(entry.get("login"), str)
+        }
 
     async def team_member(self, gh: gidgethub.aiohttp.GitHubAPI, *, org: str, team_slug: str, login: str) -> bool:
         """Whether the person is an active (not merely invited) member of the team."""

@@ -56,3 +56,30 @@ def permission_from_github(*, permission: str | None, role_name: str | None) -> 
     if legacy in _LEGACY_PERMISSIONS or legacy in _BUILT_IN_ROLES:
         return Permission.parse(legacy)
     return Permission.NONE
+
+
+# A collaborator's `permissions` flags, highest first.
+_FLAG_LEVELS = (
+    ("admin", Permission.ADMIN),
+    ("maintain", Permission.MAINTAIN),
+    ("push", Permission.WRITE),
+    ("triage", Permission.TRIAGE),
+    ("pull", Permission.READ),
+)
+
+
+def permission_from_collaborator(collaborator: dict) -> Permission:
+    """The level of one entry of GitHub's repository collaborators list.
+
+    `role_name` is exact for the five built-in roles; a custom role's base level is the
+    highest of the `permissions` flags it grants.
+    """
+    role = str(collaborator.get("role_name") or "").strip().lower()
+    if role in _BUILT_IN_ROLES:
+        return Permission.parse(role)
+    flags = collaborator.get("permissions")
+    if isinstance(flags, dict):
+        for flag, level in _FLAG_LEVELS:
+            if flags.get(flag) is True:
+                return level
+    return Permission.NONE

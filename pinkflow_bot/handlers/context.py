@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import aiohttp
+import gidgethub
 
 if TYPE_CHECKING:
     from ..github.client import GitHubApp
@@ -16,6 +21,20 @@ class HandlerContext:
     service: "GovernanceService"
     github: "GitHubApp"
     installation_id: int | None
+
+
+log = logging.getLogger(__name__)
+
+
+async def learn_who_may_vote(ctx: HandlerContext, gh, *, repo_full_name: str) -> None:
+    """Reads the repository's collaborators as a proposal opens, so the first votes on it
+    cost no permission look-up. Only a head start: a failure here changes nothing."""
+    if gh is None or ctx.installation_id is None:
+        return
+    try:
+        await ctx.github.roster(gh, repo_full_name=repo_full_name, installation_id=ctx.installation_id)
+    except (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError) as error:
+        log.info("collaborators not read as the proposal opened", extra={"error": type(error).__name__})
 
 
 def repo_full_name(event_data: dict) -> str:

@@ -11,7 +11,7 @@ from gidgethub import routing, sansio
 from ..governance.rules import is_preview_environment
 from ..services import PullRequestFacts
 from ..storage import proposals as queries
-from .context import HandlerContext, repo_full_name
+from .context import HandlerContext, learn_who_may_vote, repo_full_name
 
 router = routing.Router()
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ async def deployment_status_created(event: sansio.Event, gh, ctx: HandlerContext
         environment=environment,
         lookup=lookup,
     )
+    await learn_who_may_vote(ctx, gh, repo_full_name=repo)
 
 
 @router.register("deployment_protection_rule", action="requested")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
-from .context import HandlerContext, repo_full_name
+from .context import HandlerContext, learn_who_may_vote, repo_full_name
 
 router = routing.Router()
 
@@ -38,3 +38,5 @@ async def pull_request_changed(event: sansio.Event, gh, ctx: HandlerContext) -> 
         repo_private=bool(repository.get("private")),
         open_with=open_with,
     )
+    if open_with is not None:
+        await learn_who_may_vote(ctx, gh, repo_full_name=repo)

@@ -162,6 +162,26 @@ def get_collaborator_permission(gh: FakeGitHub, request: ApiRequest) -> Reply:
     return Reply(200, {"permission": objects.LEGACY_PERMISSION[role], "role_name": role, "user": collaborator})
 
 
+def list_collaborators(gh: FakeGitHub, request: ApiRequest) -> Reply:
+    """Everyone with access to the repository beyond a public repository's read: its
+    owner when that is a person, and everyone given a role."""
+    repo = repo_of(gh, request)
+    if repo is None:
+        return not_found()
+    wanted = request.query.get("permission")
+    collaborators = []
+    for user in sorted(gh.users.values(), key=lambda u: u["id"]):
+        is_owner = user["login"].lower() == repo["owner"]["login"].lower()
+        if user["type"] != "User" or not (is_owner or gh.has_role(repo["full_name"], user["login"])):
+            continue
+        role = gh.role_of(repo["full_name"], user["login"])
+        flags = _permission_flags(role)
+        if wanted and not flags.get(wanted):
+            continue
+        collaborators.append(dict(user, role_name=role, permissions=flags))
+    return paginate(request, collaborators)
+
+
 def _permission_flags(role: str) -> dict[str, bool]:
     order = ["read", "triage", "write", "maintain", "admin"]
     rank = order.index(role) + 1 if role in order else 0
@@ -518,6 +538,7 @@ ROUTES: dict[str, Route] = {
     "apps/create-installation-access-token": Route(create_installation_token, Auth.APP),
     "apps/create-from-manifest": Route(create_from_manifest, Auth.NONE),
     "repos/get-collaborator-permission-level": Route(get_collaborator_permission, Auth.INSTALLATION),
+    "repos/list-collaborators": Route(list_collaborators, Auth.INSTALLATION),
     "teams/get-membership-for-user-in-org": Route(get_team_membership, Auth.INSTALLATION),
     "repos/get": Route(get_repo, Auth.INSTALLATION),
     "repos/get-content": Route(get_content, Auth.INSTALLATION),

@@ -308,6 +308,10 @@ class FakeGitHub:
         self.add_user(login)
         self.permissions[(full_name.lower(), login.lower())] = role
 
+    def has_role(self, full_name: str, login: str) -> bool:
+        """Whether the person was given a role on the repository (set_permission)."""
+        return self.permissions.get((full_name.lower(), login.lower()), "none") != "none"
+
     def role_of(self, full_name: str, login: str) -> str:
         role = self.permissions.get((full_name.lower(), login.lower()))
         if role is not None:

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from pinkflow_bot.governance.permissions import Permission, permission_from_github
+from pinkflow_bot.governance.permissions import Permission, permission_from_collaborator, permission_from_github
 from pinkflow_bot.governance.rules import Rules, is_preview_environment, weight_for
 
 
@@ -55,6 +55,28 @@ def test_permissions_are_ordered():
 )
 def test_permission_from_github(permission, role_name, expected):
     assert permission_from_github(permission=permission, role_name=role_name) is expected
+
+
+def _flags(*granted: str) -> dict[str, bool]:
+    return {flag: flag in granted for flag in ("pull", "triage", "push", "maintain", "admin")}
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"role_name": "maintain", "permissions": _flags("pull", "triage", "push", "maintain")}, Permission.MAINTAIN),
+        ({"role_name": "Triage", "permissions": _flags("pull", "triage")}, Permission.TRIAGE),
+        # A custom role: the highest flag it grants is its base level.
+        ({"role_name": "release-manager", "permissions": _flags("pull", "triage", "push")}, Permission.WRITE),
+        ({"role_name": "auditor", "permissions": _flags("pull")}, Permission.READ),
+        ({"role_name": "odd", "permissions": {"pull": True, "push": False, "admin": True}}, Permission.ADMIN),
+        ({"role_name": "odd", "permissions": {"pull": "yes"}}, Permission.NONE),  # only true counts
+        ({"role_name": "odd"}, Permission.NONE),
+        ({}, Permission.NONE),
+    ],
+)
+def test_permission_from_a_collaborators_list_entry(entry, expected):
+    assert permission_from_collaborator(entry) is expected
 
 
 def test_rules_defaults_match_the_documented_configuration():
