@@ -149,6 +149,9 @@ class DeliveryWriter:
             await self._wake.wait()
             self._wake.clear()
             while self._waiting:
+                # One turn of the loop first: requests whose bodies are already in hand
+                # join this batch instead of waiting for the next commit.
+                await asyncio.sleep(0)
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: len(batch)]
                 await self._write(batch)
