@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 
+from pinkflow_bot.storage import inbox
+from pinkflow_bot.storage.database import create_engine, migrate
 from tests import payloads
 from tests.harness import app_under_test
+from tests.process import eventually
 from tests.test_intake import REPO, stored_deliveries
 
 
@@ -95,3 +99,31 @@ async def test_deliveries_waiting_at_shutdown_are_committed_and_later_ones_refus
 
     late = await app.send(payloads.comment("/reject", repo=REPO, number=3, author="lee"))
     assert late.status == 503
+
+
+async def test_on_sqlite_deliveries_reach_the_database_file_without_intake_copying_the_log(tmp_path):
+    """Intake's commits only append to SQLite's write-ahead log; a checkpointer of its own
+    copies them into the database file shortly after, so the log stays short."""
+    path = tmp_path / "intake.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    writer = inbox.DeliveryWriter(engine)
+    try:
+        file_before = path.stat().st_size
+        body = json.dumps({"action": "created", "padding": "x" * 10_000})
+        rows = [
+            inbox.delivery_row(delivery_id=f"d{n}", event="issue_comment", action="created", installation_id=1,
+                               serial_key=f"{REPO.lower()}#{n % 7}", body=body, received_at=datetime.now(timezone.utc))
+            for n in range(200)
+        ]
+        assert all(await asyncio.gather(*(writer.store(row) for row in rows)))
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            # 2 MB is under SQLite's own threshold (1,000 pages): only the checkpointer moves it.
+            await eventually(lambda: path.stat().st_size > file_before + 200 * 10_000, message="the rows in the database file")
+            assert await driver.execute_fetchall("PRAGMA wal_autocheckpoint") == [(1000,)]  # other connections: as usual
+        driver = (await writer._connection.get_raw_connection()).driver_connection
+        assert await driver.execute_fetchall("PRAGMA wal_autocheckpoint") == [(0,)]  # intake's commits never copy
+    finally:
+        await writer.close()
+        await engine.dispose()

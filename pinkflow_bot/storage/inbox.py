@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.orm import aliased
 from .. import metrics
 from .database import write_lock
 from .models import Delivery
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 
@@ -99,6 +102,11 @@ async def store_delivery(session: AsyncSession, **fields: Any) -> bool:
     return result.first() is not None
 
 
+# SQLite's default: the log is copied into the database file once it holds this many pages.
+SQLITE_AUTOCHECKPOINT_PAGES = 1000
+CHECKPOINT_SECONDS = 0.2
+
+
 class DeliveryWriter:
     """Group commit for intake: deliveries arriving together share one commit.
 
@@ -111,6 +119,10 @@ class DeliveryWriter:
     The statement goes straight to the database driver: SQLAlchemy's per-row handling
     of 10 kB bodies cost more than the database's own work, on the one path GitHub
     waits for. The rows are the ones `delivery_row` makes for the ORM.
+
+    On SQLite, intake's commits never copy the write-ahead log into the database file
+    (a checkpoint, several milliseconds): a checkpointer on a connection of its own does
+    that shortly after writes, while intake goes on committing.
     """
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 512) -> None:
@@ -122,6 +134,9 @@ class DeliveryWriter:
         self._task: asyncio.Task | None = None
         self._connection: AsyncConnection | None = None  # held while the writer runs
         self._closing = False
+        self._checkpoints = engine.dialect.name == "sqlite"
+        self._written = asyncio.Event()  # something was committed since the last checkpoint
+        self._checkpointer: asyncio.Task | None = None
 
     async def store(self, row: dict[str, Any]) -> bool:
         """True once the row is committed; False when its delivery id was stored before."""
@@ -140,7 +155,13 @@ class DeliveryWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
         if self._connection is not None:
+            if self._checkpoints:  # back in the pool, it checkpoints again like any other
+                driver = (await self._connection.get_raw_connection()).driver_connection
+                await driver.execute_fetchall(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
             await self._connection.close()
             self._connection = None
 
@@ -161,11 +182,11 @@ class DeliveryWriter:
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         try:
             async with write_lock(self._engine):
-                if self._connection is None:
-                    self._connection = await self._engine.connect()
-                driver = (await self._connection.get_raw_connection()).driver_connection
+                driver = await self._driver_connection()
                 stored = await self._insert(driver, [row for row, _ in batch])
             metrics.INTAKE_BATCH_DELIVERIES.observe(len(batch))
+            if self._checkpoints:
+                self._written.set()
         except Exception as error:  # every request of the batch is answered with the failure
             await self._drop_connection()
             for _, future in batch:
@@ -180,7 +201,37 @@ class DeliveryWriter:
                 future.set_result(delivery_id in stored and delivery_id not in answered)
             answered.add(delivery_id)
 
+    async def _driver_connection(self) -> Any:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+            if self._checkpoints:
+                driver = (await self._connection.get_raw_connection()).driver_connection
+                await driver.execute_fetchall("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = asyncio.create_task(self._checkpoint_after_writes(), name="pinkflow-intake-checkpoints")
+        return (await self._connection.get_raw_connection()).driver_connection
+
+    async def _checkpoint_after_writes(self) -> None:
+        """Copies committed deliveries from SQLite's log into the database file, at most
+        every CHECKPOINT_SECONDS, without holding up the writer (a PASSIVE checkpoint
+        takes no write lock), so the log stays short."""
+        connection = await self._engine.connect()
+        try:
+            driver = (await connection.get_raw_connection()).driver_connection
+            while True:
+                await self._written.wait()
+                self._written.clear()
+                await asyncio.sleep(CHECKPOINT_SECONDS)
+                try:
+                    await driver.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+                except Exception:
+                    log.warning("write-ahead log checkpoint failed; trying again after the next writes", exc_info=True)
+        finally:
+            await connection.close()
+
     async def _drop_connection(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            self._checkpointer = None
         if self._connection is not None:
             try:
                 await self._connection.invalidate()
