@@ -34,6 +34,7 @@ class Runtime:
     github: GitHubApp | None = None
     worker: Worker | None = None
     clock: Callable[[], datetime] = utcnow
+    runs_worker: bool = True  # False for `app.py web`: deliveries wait for a worker process
     _worker_task: asyncio.Task | None = field(default=None, repr=False)
 
     @classmethod
@@ -57,6 +58,7 @@ class Runtime:
             service=service,
             deliveries=DeliveryWriter(engine),
             clock=clock,
+            runs_worker=with_worker,
         )
         if settings.configured:
             runtime._connect(settings, with_worker=with_worker)
@@ -111,13 +113,13 @@ class Runtime:
     async def apply_credentials(self, settings: Settings) -> None:
         """Takes up credentials registered while running (the setup flow), without a restart.
 
-        Builds the GitHub client and the worker as `create` does and starts the worker;
-        the web app reads `settings` at request time, so intake accepts deliveries at once.
+        Builds the GitHub client, and the worker where this process runs one, as `create`
+        does; the web app reads `settings` at request time, so intake accepts deliveries at once.
         """
         if not settings.configured:
             raise ValueError("apply_credentials needs APP_ID, PRIVATE_KEY and WEBHOOK_SECRET")
-        if self.worker is not None:
+        if self.github is not None:
             raise RuntimeError("this App already has credentials; restart it to change them")
-        self._connect(settings, with_worker=True)
+        self._connect(settings, with_worker=self.runs_worker)
         self.settings = settings
         self.start_worker()

@@ -140,7 +140,7 @@ def test_error_reports_go_to_sentry_with_secrets_masked(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.stderr
-    line = [l for l in result.stdout.splitlines() if l.startswith("SENT")][0]
+    line = next(text for text in result.stdout.splitlines() if text.startswith("SENT"))
     count, reported, token_leaked, secret_leaked = line.split()[1:]
     assert int(count) >= 1 and reported == "True"
     assert (token_leaked, secret_leaked) == ("False", "False")

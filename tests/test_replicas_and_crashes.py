@@ -9,7 +9,6 @@ import signal
 from collections import Counter
 
 import aiohttp
-import pytest
 from sqlalchemy import func, select
 
 from pinkflow_bot.storage.database import create_engine, session_factory

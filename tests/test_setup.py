@@ -191,6 +191,42 @@ async def test_the_callback_stores_the_credentials_and_the_app_starts_working(
         assert secret not in page
 
 
+async def test_a_web_process_set_up_while_running_accepts_deliveries_and_leaves_them_to_the_workers(
+    tmp_path, fake_github, env_file, app_private_key
+):
+    """`app.py web` takes the credentials up at once, but handling is the `worker` processes' job."""
+    env_file.parent.mkdir()
+    settings = Settings.from_mapping(
+        {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}", "GITHUB_API_URL": fake_github.url,
+         "GITHUB_URL": fake_github.web_url, "PUBLIC_URL": PUBLIC_URL, "LOG_FORMAT": "text"},
+        env_file=env_file,
+    )
+    runtime = await Runtime.create(settings, with_worker=False)
+    client = TestClient(TestServer(create_app(runtime)))
+    await client.start_server()
+    try:
+        form, _ = await start_registration(client)
+        credentials = fake_github.add_manifest_code("w1", pem=app_private_key)
+        response = await client.get("/setup/callback", params={"code": "w1", "state": state_of(form)}, allow_redirects=False)
+        assert response.status == 302, await response.text()
+
+        health = await client.get("/api/health")
+        assert (await health.json())["worker"] == "not in this process"
+        delivery = payloads.pull_request("opened", repo="octo-org/shop", number=3, head_sha="a" * 40, author="alice")
+        body = delivery.body()
+        accepted = await client.post(
+            "/api/github/webhooks", data=body, headers=delivery.headers(credentials["webhook_secret"], body)
+        )
+        assert accepted.status == 202
+        await asyncio.sleep(0.3)
+        async with runtime.sessions() as session:
+            status = await session.scalar(select(Delivery.status).where(Delivery.delivery_id == delivery.delivery_id))
+        assert status == "pending"  # waiting for a worker process, not handled here
+    finally:
+        await client.close()
+        await runtime.close()
+
+
 async def eventually_handled(runtime: Runtime, delivery_id: str, *, seconds: float = 5.0) -> None:
     for _ in range(int(seconds / 0.05)):
         async with runtime.sessions() as session:
