@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -49,6 +50,7 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
             await runner.setup()
             await web.TCPSite(runner, settings.host, settings.port).start()
             log.info("listening", extra={"url": f"http://{settings.host}:{settings.port}", "public_url": settings.public_url})
+        keep_out_of_collections()
         if not settings.configured:
             log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET): serving the setup page only")
         elif with_worker:
@@ -61,6 +63,14 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
         if runner is not None:
             await runner.cleanup()
         await runtime.close(grace_seconds=settings.shutdown_grace)
+
+
+def keep_out_of_collections() -> None:
+    """What startup built (modules, the app, pools, caches) lives as long as the process,
+    so the cycle collector is told to skip it: a full collection then takes milliseconds,
+    not the 60 to 90 ms that otherwise stall a vote's decision now and then."""
+    gc.collect()
+    gc.freeze()
 
 
 def main(argv: list[str] | None = None) -> int:
