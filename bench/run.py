@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
 import sys
 import time
@@ -47,15 +48,26 @@ async def main(args: argparse.Namespace) -> None:
     from bench import calls, decision, intake, scale
 
     modules = {"intake": intake, "decision": decision, "calls": calls, "scale": scale}
+    first = True
     for name in report.ORDER:
         if name not in args.sections:
             continue
+        if not first:
+            await _settle()
+        first = False
         started = time.monotonic()
         section = await modules[name].run(args)
         print(f"\n{section.markdown}\n\n({name} took {time.monotonic() - started:.0f} s)\n", flush=True)
         if not args.no_write:
             # Written as each section finishes, so a later failure keeps the earlier figures.
             report.write([section])
+
+
+async def _settle(seconds: float = 10.0) -> None:
+    """Lets the machine go idle between sections: the previous one's files are flushed and
+    deleted, and the kernel's work on them (writeback, freeing blocks) is not measured next."""
+    os.sync()
+    await asyncio.sleep(seconds)
 
 
 if __name__ == "__main__":
