@@ -48,13 +48,10 @@ async def main(args: argparse.Namespace) -> None:
     from bench import calls, decision, intake, scale
 
     modules = {"intake": intake, "decision": decision, "calls": calls, "scale": scale}
-    first = True
-    for name in report.ORDER:
-        if name not in args.sections:
-            continue
-        if not first:
+    chosen = [name for name in report.ORDER if name in args.sections]
+    for index, name in enumerate(chosen):
+        if index:
             await _settle()
-        first = False
         started = time.monotonic()
         section = await modules[name].run(args)
         print(f"\n{section.markdown}\n\n({name} took {time.monotonic() - started:.0f} s)\n", flush=True)

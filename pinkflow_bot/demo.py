@@ -9,8 +9,6 @@ voted on and promoted, prints what the bot posted, and keeps the dashboard up.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import secrets
 import signal
@@ -28,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from .governance.render import CHECK_RUN_NAME, STATUS_MARKER
 from .runtime import Runtime
 from .settings import Settings
+from .signatures import body_signature
 from .web.app import create_app
 
 REPO = "acme/storefront"
@@ -90,7 +89,7 @@ class Webhooks:
         headers = {
             "X-GitHub-Event": event,
             "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": "sha256=" + hmac.new(self._secret.encode(), body, hashlib.sha256).hexdigest(),
+            "X-Hub-Signature-256": body_signature(body, secret=self._secret),
             "Content-Type": "application/json",
         }
         async with self._http.post(self._url, data=body, headers=headers) as response:

@@ -28,16 +28,6 @@ PROCESSING_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=REGISTRY,
 )
-@lru_cache(maxsize=512)
-def _deliveries_counter(event: str, outcome: str):
-    return DELIVERIES.labels(event=event, outcome=outcome)
-
-
-def count_delivery(event: str, outcome: str) -> None:
-    """One delivery by event and outcome; the labelled counter is looked up once per pair."""
-    _deliveries_counter(event[:40], outcome).inc()
-
-
 INTAKE_SECONDS = Histogram(
     "pinkflow_intake_seconds",
     "Time to verify, store and acknowledge a delivery.",
@@ -80,6 +70,17 @@ BACKLOG = Gauge(
 OLDEST_DELIVERY_AGE = Gauge(
     "pinkflow_oldest_pending_delivery_age_seconds", "Age of the oldest delivery not yet handled.", registry=REGISTRY
 )
+
+
+@lru_cache(maxsize=512)
+def _deliveries_counter(event: str, outcome: str):
+    return DELIVERIES.labels(event=event, outcome=outcome)
+
+
+def count_delivery(event: str, outcome: str) -> None:
+    """One delivery by event and outcome; the labelled counter is looked up once per pair."""
+    _deliveries_counter(event[:40], outcome).inc()
+
 
 _NUMBER = re.compile(r"^\d+$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
 import json
 
 import aiohttp
 
 from ..governance.rules import webhook_url_problem
+from ..signatures import body_signature
 from .base import (
     PromotionRefused,
     PromotionRequest,
@@ -49,11 +48,6 @@ def webhook_body(request: PromotionRequest) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def signature(body: bytes, *, secret: str) -> str:
-    """`sha256=<hex>`, the value of `X-Pinkflow-Signature-256` for `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 class WebhookProvider:
     name = "webhook"
 
@@ -82,7 +76,7 @@ class WebhookProvider:
             "User-Agent": USER_AGENT,
             "X-Pinkflow-Event": EVENT,
             "X-Pinkflow-Delivery": delivery,
-            "X-Pinkflow-Signature-256": signature(body, secret=self._secret),
+            "X-Pinkflow-Signature-256": body_signature(body, secret=self._secret),
         }
         try:
             # No redirects: a signed promotion goes to the configured URL or nowhere.

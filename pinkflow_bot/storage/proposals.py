@@ -24,6 +24,7 @@ OPEN_STATES = ("voting", "passed")
 # States in which a proposal is still the one a pull request's commands are about.
 CURRENT_STATES = ("voting", "passed", "rejected", "expired", "promoted")
 
+
 def _remember_locked(session: AsyncSession, proposal_ids: Iterable[int]) -> None:
     noted_in_transaction(session, "proposals locked").update(proposal_ids)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from datetime import datetime, timezone
@@ -12,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .. import metrics
+from ..signatures import signature_matches
 from ..storage import inbox
 from .keys import RUNTIME
 
@@ -33,13 +32,6 @@ def _answer(status: int, body: bytes) -> web.Response:
 
 _ACCEPTED = b'{"ok":true}'
 _DUPLICATE = b'{"ok":true,"duplicate":true}'
-
-
-def signature_matches(body: bytes, signature: str, secret: str) -> bool:
-    """Whether `signature` is the body's HMAC-SHA256 under `secret`, compared in constant
-    time. Only SHA-256 is accepted (GitHub's older SHA-1 header is not)."""
-    expected = "sha256=" + hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-    return hmac.compare_digest(expected, signature)
 
 
 def _label(value: object) -> str | None:
@@ -91,7 +83,7 @@ async def _receive(request: web.Request) -> web.Response:
         return _error(401, "missing X-Hub-Signature-256")
     event_name = request.headers.get("X-GitHub-Event")
     delivery_id = request.headers.get("X-GitHub-Delivery")
-    if not signature_matches(body, signature, settings.webhook_secret):
+    if not signature_matches(body, signature, secret=settings.webhook_secret):
         return _error(401, "bad signature")
     if not event_name or not delivery_id:
         return _error(400, "missing X-GitHub-Event or X-GitHub-Delivery")
