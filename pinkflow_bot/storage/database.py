@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from .sqlite_driver import one_trip_dbapi
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
@@ -36,7 +38,8 @@ WRITE = {"sqlite_begin": "IMMEDIATE"}
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     if is_sqlite(url):
         # One writer at a time: waiting for the lock beats failing with "database is locked".
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
+        # One trip to the connection's thread per statement (see sqlite_driver).
+        engine = create_async_engine(url, connect_args={"timeout": 30}, module=one_trip_dbapi(), **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
