@@ -8,12 +8,12 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import Integer, and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from .database import noted_in_transaction
-from .models import Effect
+from .models import Effect, UTCDateTime
 from .proposals import lock_proposal
 
 # Effects that make GitHub show the stored state (or, for the preview's health, read the
@@ -104,7 +104,15 @@ async def enqueue_effect(
     session.add(effect)
 
 
-def _due(now: datetime, converge_interval: timedelta):
+# The effect loop asks these on every turn. They are built once, with the times as bound
+# parameters: building them (an alias, two correlated subqueries) cost more CPU than running them.
+_NOW = bindparam("now", type_=UTCDateTime())
+_EDITED_SINCE = bindparam("edited_since", type_=UTCDateTime())
+_NEW_LEASE_UNTIL = bindparam("new_lease_until", type_=UTCDateTime())
+_CHOSEN = bindparam("chosen", expanding=True)
+
+
+def _due():
     """Effects ready to perform, oldest first: pending and due (or with a lapsed lease),
     nothing else of their proposal and kind under way, and an edit not just made."""
     other = aliased(Effect)
@@ -114,7 +122,7 @@ def _due(now: datetime, converge_interval: timedelta):
             other.kind == Effect.kind,
             other.id != Effect.id,
             other.status == "processing",
-            other.lease_until > now,
+            other.lease_until > _NOW,
         )
     )
     recent = exists().where(
@@ -122,22 +130,33 @@ def _due(now: datetime, converge_interval: timedelta):
             other.proposal_id == Effect.proposal_id,
             other.kind == Effect.kind,
             other.status == "done",
-            other.done_at > now - converge_interval,
+            other.done_at > _EDITED_SINCE,
         )
     )
     held_back = Effect.kind.in_(CONVERGING_KINDS) & recent
-    return select(Effect.id, Effect.proposal_id, Effect.kind).where(_ready(now), ~busy, ~held_back).order_by(Effect.id)
+    return select(Effect.id, Effect.proposal_id, Effect.kind).where(_ready(), ~busy, ~held_back).order_by(Effect.id)
 
 
-def _ready(now: datetime):
-    return ((Effect.status == "pending") & (Effect.not_before <= now)) | (
-        (Effect.status == "processing") & (Effect.lease_until <= now)
+def _ready():
+    return ((Effect.status == "pending") & (Effect.not_before <= _NOW)) | (
+        (Effect.status == "processing") & (Effect.lease_until <= _NOW)
     )
+
+
+_ANY_DUE = _due().limit(1)
+_DUE_CANDIDATES = _due().limit(bindparam("candidates", type_=Integer())).with_for_update(skip_locked=True)
+# One statement claims the chosen effects and hands the rows back.
+_CLAIM = (
+    update(Effect)
+    .where(Effect.id.in_(_CHOSEN), _ready())
+    .values(status="processing", lease_until=_NEW_LEASE_UNTIL, attempts=Effect.attempts + 1)
+    .returning(Effect)
+)
 
 
 async def any_due_effects(session: AsyncSession, *, now: datetime, converge_interval: timedelta = CONVERGE_INTERVAL) -> bool:
     """Whether a claim would find an effect; a read, so it takes no write lock."""
-    return (await session.execute(_due(now, converge_interval).limit(1))).first() is not None
+    return (await session.execute(_ANY_DUE, {"now": now, "edited_since": now - converge_interval})).first() is not None
 
 
 async def claim_due_effects(
@@ -150,7 +169,7 @@ async def claim_due_effects(
 ) -> list[Effect]:
     """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
     candidates = (
-        await session.execute(_due(now, converge_interval).limit(limit * 4).with_for_update(skip_locked=True))
+        await session.execute(_DUE_CANDIDATES, {"now": now, "edited_since": now - converge_interval, "candidates": limit * 4})
     ).all()
     chosen: list[int] = []
     seen: set[tuple[int, str]] = set()
@@ -164,13 +183,7 @@ async def claim_due_effects(
             break
     if not chosen:
         return []
-    # One statement claims them all and hands the rows back.
-    claimed = await session.scalars(
-        update(Effect)
-        .where(Effect.id.in_(chosen), _ready(now))
-        .values(status="processing", lease_until=now + lease, attempts=Effect.attempts + 1)
-        .returning(Effect)
-    )
+    claimed = await session.scalars(_CLAIM, {"chosen": chosen, "now": now, "new_lease_until": now + lease})
     return sorted(claimed.all(), key=lambda effect: effect.id)
 
 
