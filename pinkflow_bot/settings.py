@@ -66,6 +66,9 @@ class Settings:
     preview_health_allow_loopback: bool = False
     # Seconds a claimed delivery or effect stays with its worker; after a crash, another takes it then.
     worker_lease: float = 60.0
+    # Reverse proxies in front of the App that each append the address they saw to
+    # X-Forwarded-For; 0 believes no such header (a client can write anything in it).
+    trusted_proxy_hops: int = 0
     env_file: Path | None = None
 
     @property
@@ -136,6 +139,7 @@ class Settings:
             preview_health_allow_loopback=_bool(
                 get("PREVIEW_HEALTH_ALLOW_LOOPBACK") or "false", "PREVIEW_HEALTH_ALLOW_LOOPBACK"
             ),
+            trusted_proxy_hops=_int(get("TRUSTED_PROXY_HOPS") or "0", "TRUSTED_PROXY_HOPS"),
             env_file=env_file,
         )
         settings._check_governance_defaults()
@@ -150,6 +154,8 @@ class Settings:
             raise SettingsError("DAO_VOTING_PERIOD must be longer than zero")
         if not 1 <= self.port <= 65535:
             raise SettingsError("PORT must be from 1 to 65535")
+        if not 0 <= self.trusted_proxy_hops <= 10:
+            raise SettingsError("TRUSTED_PROXY_HOPS must be from 0 to 10")
 
 
 def _int(text: str, name: str) -> int:

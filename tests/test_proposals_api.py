@@ -208,6 +208,41 @@ async def test_too_many_requests_from_one_client_get_429_with_retry_after(tmp_pa
         assert (await app.client.get("/api/health")).status != 429
 
 
+async def api_statuses(app, forwarded_for: list[str | None]) -> list[int]:
+    statuses = []
+    for value in forwarded_for:
+        headers = {"X-Forwarded-For": value} if value is not None else {}
+        statuses.append((await app.client.get("/api/stats", headers=headers)).status)
+    return statuses
+
+
+async def test_behind_one_proxy_each_client_has_its_own_limit_and_cannot_write_its_way_out(
+    tmp_path, fake_github, app_private_key
+):
+    async with app_under_test(
+        tmp_path,
+        github_url=fake_github.url,
+        private_key=app_private_key,
+        RATE_LIMIT_MAX_REQUESTS="2",
+        RATE_LIMIT_WINDOW="60s",
+        TRUSTED_PROXY_HOPS="1",
+    ) as app:
+        # Every request comes from the proxy's address; the proxy appends the client's.
+        assert await api_statuses(app, ["203.0.113.5", "203.0.113.5", "203.0.113.5"]) == [200, 200, 429]
+        assert await api_statuses(app, ["198.51.100.7"]) == [200]
+        # What the client itself wrote (left of the proxy's entry) is not believed.
+        assert await api_statuses(app, ["192.0.2.1, 203.0.113.5", "192.0.2.2,203.0.113.5"]) == [429, 429]
+        # A request that reached the App without the proxy counts as its peer.
+        assert await api_statuses(app, [None, None, None]) == [200, 200, 429]
+
+
+async def test_without_trusted_proxies_x_forwarded_for_is_ignored(tmp_path, fake_github, app_private_key):
+    async with app_under_test(
+        tmp_path, github_url=fake_github.url, private_key=app_private_key, RATE_LIMIT_MAX_REQUESTS="2", RATE_LIMIT_WINDOW="60s"
+    ) as app:
+        assert await api_statuses(app, ["203.0.113.5", "198.51.100.7", "192.0.2.9"]) == [200, 200, 429]
+
+
 def test_the_window_slides_the_oldest_requests_out():
     now = [1000.0]
     limiter = SlidingWindowLimiter(clock=lambda: now[0])

@@ -59,7 +59,13 @@ def test_the_voting_period_in_milliseconds_or_as_a_duration(value, expected):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("PORT", "http"), ("DAO_MIN_VOTES", "three"), ("DAO_VOTING_PERIOD", "soon"), ("ENABLE_AUTO_DEPLOYMENT", "maybe")],
+    [
+        ("PORT", "http"),
+        ("DAO_MIN_VOTES", "three"),
+        ("DAO_VOTING_PERIOD", "soon"),
+        ("ENABLE_AUTO_DEPLOYMENT", "maybe"),
+        ("TRUSTED_PROXY_HOPS", "one"),
+    ],
 )
 def test_bad_values_name_the_setting(name, value):
     with pytest.raises(SettingsError, match=name if name != "DAO_VOTING_PERIOD" else "duration"):
@@ -68,7 +74,13 @@ def test_bad_values_name_the_setting(name, value):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("DAO_APPROVAL_THRESHOLD", "101"), ("DAO_MIN_VOTES", "0"), ("DAO_VOTING_PERIOD", "0"), ("PORT", "70000")],
+    [
+        ("DAO_APPROVAL_THRESHOLD", "101"),
+        ("DAO_MIN_VOTES", "0"),
+        ("DAO_VOTING_PERIOD", "0"),
+        ("PORT", "70000"),
+        ("TRUSTED_PROXY_HOPS", "-1"),
+    ],
 )
 def test_out_of_range_governance_defaults_are_refused_at_start(name, value):
     with pytest.raises(SettingsError, match=name):

@@ -1,7 +1,8 @@
 """JSON API over proposals: one proposal, a list of public ones, statistics, and our OpenAPI description.
 
 Every answer is JSON; errors are `{"error": "..."}` with 400, 404 or 429. Requests are
-limited per client address (RATE_LIMIT_WINDOW, RATE_LIMIT_MAX_REQUESTS).
+limited per client address (RATE_LIMIT_WINDOW, RATE_LIMIT_MAX_REQUESTS; behind reverse
+proxies, TRUSTED_PROXY_HOPS says how many to believe).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..governance.rules import Rules
 from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
 from ..storage.models import AuditEvent, Promotion, Proposal
+from .clients import client_address
 from .keys import RUNTIME
 from ..links import proposal_link
 from .pages import iso
@@ -75,7 +77,7 @@ def rate_limited(handler):
     async def limited(request: web.Request) -> web.StreamResponse:
         settings = request.app[RUNTIME].settings
         wait = request.app[RATE_LIMITER].retry_after(
-            request.remote or "unknown",
+            client_address(request, trusted_proxy_hops=settings.trusted_proxy_hops),
             limit=settings.rate_limit_max_requests,
             window=settings.rate_limit_window.total_seconds(),
         )
