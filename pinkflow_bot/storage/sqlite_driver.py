@@ -6,7 +6,10 @@ of the event loop: about 80 µs apiece, and a decision runs some thirty statemen
 Here one function does all four in the thread, and the cursor SQLAlchemy sees holds
 the outcome: description, rows, row count and last row id.
 
-Server-side cursors (streamed results) keep SQLAlchemy's own adapter.
+Server-side cursors (streamed results) keep SQLAlchemy's own adapter. This builds on
+aiosqlite's `Connection._execute` and the adapter's `_execute_mutex` and
+`_handle_exception`, which are not public: pyproject.toml holds both libraries to the
+versions it was written for, and tests/test_sqlite_driver.py checks the behaviour.
 """
 
 from __future__ import annotations
