@@ -133,6 +133,7 @@ class DeliveryWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._connection: AsyncConnection | None = None  # held while the writer runs
+        self._driver: Any = None  # its driver connection, which the statements go to
         self._closing = False
         self._checkpoints = engine.dialect.name == "sqlite"
         self._written = asyncio.Event()  # something was committed since the last checkpoint
@@ -160,10 +161,9 @@ class DeliveryWriter:
             await asyncio.gather(self._checkpointer, return_exceptions=True)
         if self._connection is not None:
             if self._checkpoints:  # back in the pool, it checkpoints again like any other
-                driver = (await self._connection.get_raw_connection()).driver_connection
-                await driver.execute_fetchall(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+                await self._driver.execute_fetchall(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
             await self._connection.close()
-            self._connection = None
+            self._connection = self._driver = None
 
     async def _run(self) -> None:
         while True:
@@ -204,11 +204,11 @@ class DeliveryWriter:
     async def _driver_connection(self) -> Any:
         if self._connection is None:
             self._connection = await self._engine.connect()
+            self._driver = (await self._connection.get_raw_connection()).driver_connection
             if self._checkpoints:
-                driver = (await self._connection.get_raw_connection()).driver_connection
-                await driver.execute_fetchall("PRAGMA wal_autocheckpoint=0")
+                await self._driver.execute_fetchall("PRAGMA wal_autocheckpoint=0")
                 self._checkpointer = asyncio.create_task(self._checkpoint_after_writes(), name="pinkflow-intake-checkpoints")
-        return (await self._connection.get_raw_connection()).driver_connection
+        return self._driver
 
     async def _checkpoint_after_writes(self) -> None:
         """Copies committed deliveries from SQLite's log into the database file, at most
@@ -237,7 +237,7 @@ class DeliveryWriter:
                 await self._connection.invalidate()
             except Exception:
                 pass
-            self._connection = None
+            self._connection = self._driver = None
 
 
 # The batch goes in as bound parameters. SQLite takes one VALUES tuple per row (the

@@ -45,7 +45,8 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
-    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    # Plain attributes where the base class reads them from a driver cursor.
+    __slots__ = ("description", "rowcount", "lastrowid", "arraysize")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # No driver cursor is opened here: each execute opens and closes its own in the thread.
@@ -54,30 +55,10 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._cursor = None
         self._soft_closed_memoized = {}
         self._rows = collections.deque()
-        self._description = None
-        self._rowcount = -1
-        self._lastrowid = None
-        self._arraysize = 1
-
-    @property
-    def description(self) -> Any:
-        return self._description
-
-    @property
-    def rowcount(self) -> int:
-        return self._rowcount
-
-    @property
-    def lastrowid(self) -> Any:
-        return self._lastrowid
-
-    @property
-    def arraysize(self) -> int:
-        return self._arraysize
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._arraysize = value
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self.arraysize = 1
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
         try:
@@ -94,10 +75,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run_async(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection
         async with self._adapt_connection._execute_mutex:
-            description, rows, self._rowcount, self._lastrowid = await connection._execute(
+            self.description, rows, self.rowcount, self.lastrowid = await connection._execute(
                 lambda: _run(connection._conn, operation, parameters, many)
             )
-        self._description = description
         self._rows.clear()
         self._rows.extend(rows)
 
