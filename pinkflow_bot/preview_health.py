@@ -14,9 +14,10 @@ import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -43,13 +44,32 @@ def health_url(preview_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
+def _parsed(url: str) -> yarl.URL | None:
+    """The URL as aiohttp will request it, or None when it cannot be one. Its host is
+    the one connected to: yarl folds full-width digits and other look-alikes
+    (`１２７.０.０.１` is 127.0.0.1), so every check below reads this host, never the text."""
+    try:
+        parsed = yarl.URL(url)
+        host = parsed.raw_host
+    except (ValueError, UnicodeError):
+        return None
+    if parsed.scheme not in ("http", "https") or not host or not host.isascii():
+        return None
+    return parsed
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def _is_loopback_host(host: str) -> bool:
     if host.lower() in _LOCAL_NAMES:
         return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    literal = _literal_address(host)
+    return literal is not None and literal.is_loopback
 
 
 def address_refusal(address: str, *, allow_loopback: bool) -> str | None:
@@ -91,20 +111,18 @@ async def check_preview(
     preview_url: str, *, path: str = "/", timeout: float = TIMEOUT_SECONDS, allow_loopback: bool = False
 ) -> HealthResult:
     """GETs the preview; the answer's status and the time it took, or why there was none."""
-    url = health_url(preview_url, path)
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        return HealthResult(None, None, "the preview URL is not an http(s) URL")
+    try:
+        url = _parsed(health_url(preview_url, path))
+    except ValueError:  # urlsplit's own refusals, as of an unclosed IPv6 bracket
+        url = None
+    if url is None:
+        return HealthResult(None, None, "the preview URL is not a valid http(s) URL")
+    host = url.raw_host or ""
     # Loopback only where the operator said previews run on this machine, and only for a
     # preview URL that names it: otherwise a deployment status could probe the App's own ports.
     allow_loopback = allow_loopback and _is_loopback_host(host)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        refusal = address_refusal(str(literal), allow_loopback=allow_loopback)
+    if _literal_address(host) is not None:
+        refusal = address_refusal(host, allow_loopback=allow_loopback)
         if refusal is not None:
             return HealthResult(None, None, f"not checked: {refusal}")
     connector = aiohttp.TCPConnector(resolver=_PublicResolver(allow_loopback=allow_loopback), force_close=True)
@@ -123,6 +141,8 @@ async def check_preview(
         return HealthResult(None, _ms(started), f"no answer: {type(error).__name__}")
     except _Redirected as error:
         return HealthResult(error.status, _ms(started), str(error))
+    except (ValueError, UnicodeError):  # a host no resolver accepts (an empty or overlong label)
+        return HealthResult(None, None, "the preview URL's host is not a valid name")
     return HealthResult(status, _ms(started), None)
 
 
@@ -132,7 +152,7 @@ class _Redirected(Exception):
         self.status = status
 
 
-async def _get(session: aiohttp.ClientSession, url: str, *, host: str) -> int:
+async def _get(session: aiohttp.ClientSession, url: yarl.URL, *, host: str) -> int:
     headers: dict[str, Any] = {"User-Agent": USER_AGENT, "Accept": "*/*"}
     for _ in range(MAX_REDIRECTS + 1):
         async with session.get(url, allow_redirects=False, headers=headers) as response:
@@ -140,10 +160,14 @@ async def _get(session: aiohttp.ClientSession, url: str, *, host: str) -> int:
             location = response.headers.get("Location")
         if status not in (301, 302, 303, 307, 308) or not location:
             return status
-        url = urljoin(url, location)
-        target = urlsplit(url)
-        if (target.hostname or "").lower() != host.lower() or target.scheme not in ("http", "https"):
-            raise _Redirected(status, f"redirects to another host ({target.hostname}); not followed")
+        try:
+            target = _parsed(str(url.join(yarl.URL(location))))
+        except (ValueError, UnicodeError):
+            target = None
+        if target is None or (target.raw_host or "").lower() != host.lower():
+            shown = target.raw_host if target is not None else "an address that is not an http(s) URL"
+            raise _Redirected(status, f"redirects to another host ({shown}); not followed")
+        url = target
     raise _Redirected(status, f"more than {MAX_REDIRECTS} redirects")
 
 

@@ -409,6 +409,9 @@ async def test_preview_health_fetches_the_deployments_own_url_and_follows_no_red
         "http://[::ffff:127.0.0.1]:1/",
         "http://0.0.0.0:1/",
         "http://2130706433/",  # 127.0.0.1 written as a number
+        "http://１２７.０.０.１:1/",  # full-width digits, which the HTTP client folds to 127.0.0.1
+        "http://１６９.２５４.１６９.２５４/",
+        "http://127。0。0。1:1/",  # ideographic full stops
         "gopher://example.com/",
     ],
 )
@@ -426,6 +429,13 @@ async def test_preview_urls_naming_private_addresses_are_never_fetched(url, monk
     result = await preview_health.check_preview(url, path="/")
     assert result.status is None and result.error
     assert connections == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[zz]/", "http://a..b/", "http://" + "a" * 300 + "/", "http://℀/", "http://host:99999/"])
+async def test_a_preview_url_that_is_not_valid_gets_a_reason_not_an_exception(url):
+    result = await preview_health.check_preview(url, path="/")
+    assert (result.status, result.elapsed_ms) == (None, None)
+    assert "not a valid" in (result.error or ""), result
 
 
 async def test_a_public_name_resolving_to_a_private_address_is_not_fetched(monkeypatch):
