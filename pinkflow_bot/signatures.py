@@ -14,5 +14,7 @@ def body_signature(body: bytes, *, secret: str) -> str:
 
 def signature_matches(body: bytes, signature: str, *, secret: str) -> bool:
     """Whether `signature` is the body's, compared in constant time. Only SHA-256 is
-    accepted (GitHub's older SHA-1 header is not)."""
-    return hmac.compare_digest(body_signature(body, secret=secret), signature)
+    accepted (GitHub's older SHA-1 header is not). Compared as bytes: a header may carry
+    any character, and compare_digest refuses text that is not ASCII."""
+    given = signature.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(body_signature(body, secret=secret).encode(), given)

@@ -112,6 +112,25 @@ async def test_any_signed_body_gets_a_clear_answer_and_what_is_accepted_is_store
         assert row is None
 
 
+@FUZZ
+@given(
+    signature=st.one_of(
+        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"), max_size=90),
+        st.text(alphabet="0123456789abcdef", min_size=64, max_size=64).map(lambda digest: "sha256=" + digest),
+    )
+)
+@example(signature="sha256=é")
+@example(signature="sha256=" + "ÿ" * 64)
+async def test_any_wrong_signature_gets_401_and_nothing_is_stored(app, signature):
+    body = _real_example()
+    headers = headers_for(body)
+    assume(signature.strip() != headers["X-Hub-Signature-256"])
+    headers["X-Hub-Signature-256"] = signature
+    response = await app.client.post("/api/github/webhooks", data=body, headers=headers)
+    assert response.status == 401, (response.status, await response.text())
+    assert await stored(app, headers["X-GitHub-Delivery"]) is None
+
+
 def _place(payload: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for key in path[:-1]:
         child = payload.get(key)
