@@ -194,6 +194,22 @@ class GovernanceService:
         async with self._sessions() as session:
             yield session
 
+    async def note_repository_visibility(self, repository: object) -> None:
+        """A repository made private hides its earlier proposals too: their pages, JSON and
+        dashboard rows need the signed link from then on. Only ever towards private: a late
+        or redelivered event from before the change must not show them again."""
+        if not isinstance(repository, dict) or repository.get("private") is not True:
+            return
+        full_name = repository.get("full_name")
+        if not isinstance(full_name, str):
+            return
+        async with self._sessions() as session:  # a read first: nearly always nothing to change
+            if not await queries.any_shown_publicly(session, repo_full_name=full_name):
+                return
+        async with write_transaction(self._sessions) as session:
+            hidden = await queries.hide_proposals_of(session, repo_full_name=full_name)
+        log.info("repository is private: its proposals are no longer shown publicly", extra={"proposals": hidden})
+
     async def finish_delivery(self, delivery: DeliveryRef) -> None:
         """For deliveries that change nothing: marked done all the same."""
         async with self._transaction(delivery):

@@ -213,6 +213,7 @@ class Worker:
                         await self._service.finish_delivery(ref)
                         log.info("delivery skipped: the installation is suspended or deleted")
                         return "skipped"
+                    await self._service.note_repository_visibility(repository)
                     gh = None
                     if (
                         delivery.installation_id is not None

@@ -8,6 +8,7 @@ import pytest
 
 from pinkflow_bot.links import proposal_link
 from pinkflow_bot.web.proposals_api import SlidingWindowLimiter
+from tests import payloads
 from tests.harness import app_under_test
 from tests.proposal_world import DOCS, SCRIPT_REASON, SHOP, VAULT, World, recent_clock, seed_world
 
@@ -94,6 +95,26 @@ async def test_private_proposals_need_their_signature_and_are_never_listed(world
     assert [p["id"] for p in listed["proposals"]] == [shop]
     assert (await get_json(world, "/api/proposals", repo=VAULT))["proposals"] == []
     assert (await get_json(world, "/api/stats"))["proposals"] == 1
+
+
+async def test_a_repository_made_private_hides_the_proposals_it_had_while_public(world):
+    shop = await world.open(SHOP, 12)
+    docs = await world.open(DOCS, 3)
+    assert (await get_json(world, f"/api/proposals/{shop}"))["proposal"]["private"] is False
+
+    made_private = payloads.posted_comment(world.fake, "looks good", repo=SHOP, number=12, author="ann")
+    made_private.payload["repository"]["private"] = True
+    await world.app.deliver(made_private)
+
+    await get_json(world, f"/api/proposals/{shop}", expect=404)
+    assert (await get_json(world, f"/api/proposals/{shop}", sig=signature(world, shop)))["proposal"]["private"] is True
+    assert [p["id"] for p in (await get_json(world, "/api/proposals"))["proposals"]] == [docs]
+    page = await world.app.client.get(f"/proposals/{shop}")
+    assert page.status == 404
+
+    # An event sent before the change, redelivered late, does not show them again.
+    await world.say(SHOP, 12, ("still fine", "max"))
+    await get_json(world, f"/api/proposals/{shop}", expect=404)
 
 
 async def test_the_list_is_newest_first_filters_and_pages_by_keyset(world):

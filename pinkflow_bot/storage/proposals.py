@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .database import noted_in_transaction
@@ -108,6 +108,24 @@ async def proposal_at(session: AsyncSession, *, repo_full_name: str, pr_number: 
             Proposal.head_sha == head_sha,
         )
     )
+
+
+async def any_shown_publicly(session: AsyncSession, *, repo_full_name: str) -> bool:
+    """Whether some proposal of the repository is still shown without a signed link."""
+    found = await session.scalar(
+        select(Proposal.id).where(Proposal.repo_full_name == repo_full_name, Proposal.repo_private.is_(False)).limit(1)
+    )
+    return found is not None
+
+
+async def hide_proposals_of(session: AsyncSession, *, repo_full_name: str) -> int:
+    """Marks every proposal of the repository private; how many were shown until now."""
+    result = await session.execute(
+        update(Proposal)
+        .where(Proposal.repo_full_name == repo_full_name, Proposal.repo_private.is_(False))
+        .values(repo_private=True)
+    )
+    return result.rowcount
 
 
 async def proposal_by_check_run(session: AsyncSession, *, check_run_id: int) -> Proposal | None:
