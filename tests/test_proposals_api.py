@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from pinkflow_bot.links import proposal_link
-from pinkflow_bot.web.proposals_api import SlidingWindowLimiter
+from pinkflow_bot.web.clients import SlidingWindowLimiter
 from tests import payloads
 from tests.harness import app_under_test
 from tests.proposal_world import DOCS, SCRIPT_REASON, SHOP, VAULT, World, recent_clock, seed_world
@@ -216,11 +216,13 @@ async def test_too_many_requests_from_one_client_get_429_with_retry_after(tmp_pa
         tmp_path,
         github_url=fake_github.url,
         private_key=app_private_key,
-        RATE_LIMIT_MAX_REQUESTS="3",
+        RATE_LIMIT_MAX_REQUESTS="4",
         RATE_LIMIT_WINDOW="60s",
     ) as app:
-        statuses = [(await app.client.get(path)).status for path in ["/api/stats", "/api/proposals", "/api/proposals/1"]]
-        assert statuses == [200, 200, 404]
+        paths = ["/api/stats", "/api/proposals", "/api/proposals/1", "/api/deployments/status?deploymentId=1"]
+        assert [(await app.client.get(path)).status for path in paths] == [200, 200, 404, 404]
+        for path in ["/api/stats", "/api/deployments/status?deploymentId=1"]:
+            assert (await app.client.get(path)).status == 429, path
         refused = await app.client.get("/api/stats")
         assert refused.status == 429
         assert "too many requests" in (await refused.json())["error"]

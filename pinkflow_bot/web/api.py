@@ -12,6 +12,7 @@ from ..storage import inbox, outbox
 from ..storage import proposals as queries
 from ..storage.database import ping
 from ..storage.models import Proposal
+from .clients import rate_limited
 from .keys import RUNTIME
 
 
@@ -45,6 +46,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 
 
+@rate_limited
 async def deployment_status(request: web.Request) -> web.Response:
     """`?deploymentId=` takes the preview's GitHub deployment id, or a proposal id."""
     runtime = request.app[RUNTIME]

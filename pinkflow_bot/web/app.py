@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from ..runtime import Runtime
-from . import api, dashboard, intake, observability, proposals_api, setup
+from . import api, clients, dashboard, intake, observability, proposals_api, setup
 from .keys import RUNTIME
 
 log = logging.getLogger(__name__)
@@ -42,5 +42,5 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/stats", proposals_api.statistics)
     app.router.add_get("/api/openapi.json", proposals_api.openapi_description)
     app[setup.PENDING_STATES] = setup.PendingStates()
-    app[proposals_api.RATE_LIMITER] = proposals_api.SlidingWindowLimiter()
+    app[clients.RATE_LIMITER] = clients.SlidingWindowLimiter()
     return app

@@ -1,18 +1,14 @@
 """JSON API over proposals: one proposal, a list of public ones, statistics, and our OpenAPI description.
 
 Every answer is JSON; errors are `{"error": "..."}` with 400, 404 or 429. Requests are
-limited per client address (RATE_LIMIT_WINDOW, RATE_LIMIT_MAX_REQUESTS; behind reverse
-proxies, TRUSTED_PROXY_HOPS says how many to believe).
+limited per client address (see clients.rate_limited).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import math
 import re
-import time
-from collections import OrderedDict, deque
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,7 @@ from ..governance.rules import Rules
 from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
 from ..storage.models import AuditEvent, Promotion, Proposal
-from .clients import client_address
+from .clients import rate_limited
 from .keys import RUNTIME
 from ..links import proposal_link
 from .pages import iso
@@ -36,56 +32,8 @@ MAX_PAGE_SIZE = 100
 _REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 
 
-# --- Rate limit ---------------------------------------------------------------------
-
-
-class SlidingWindowLimiter:
-    """At most `limit` requests per client in any `window` seconds, in memory, per process.
-
-    Tracks a bounded number of clients; the least recently seen are forgotten first.
-    """
-
-    def __init__(self, *, max_clients: int = 10_000, clock=time.monotonic) -> None:
-        self._clock = clock
-        self._max_clients = max_clients
-        self._requests: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def retry_after(self, client: str, *, limit: int, window: float) -> int | None:
-        """Records a request; None when it is allowed, else the seconds until it would be."""
-        now = self._clock()
-        times = self._requests.pop(client, None) or deque()
-        while times and times[0] <= now - window:
-            times.popleft()
-        self._requests[client] = times
-        while len(self._requests) > self._max_clients:
-            self._requests.popitem(last=False)
-        if len(times) >= limit:
-            return max(1, math.ceil(times[0] + window - now))
-        times.append(now)
-        return None
-
-
-RATE_LIMITER = web.AppKey("api_rate_limiter", SlidingWindowLimiter)
-
-
-def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
-def rate_limited(handler):
-    @functools.wraps(handler)
-    async def limited(request: web.Request) -> web.StreamResponse:
-        settings = request.app[RUNTIME].settings
-        wait = request.app[RATE_LIMITER].retry_after(
-            client_address(request, trusted_proxy_hops=settings.trusted_proxy_hops),
-            limit=settings.rate_limit_max_requests,
-            window=settings.rate_limit_window.total_seconds(),
-        )
-        if wait is not None:
-            return _error(429, f"too many requests; try again in {wait} s", headers={"Retry-After": str(wait)})
-        return await handler(request)
-
-    return limited
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 # --- Shapes -------------------------------------------------------------------------
