@@ -7,6 +7,8 @@ import time
 from collections import Counter
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from pinkflow_bot.storage import inbox, outbox
@@ -211,6 +213,32 @@ async def test_health_shows_the_backlog(tmp_path, app_private_key, database_url)
         assert backlog["pending_deliveries"] == 1
         assert backlog["oldest_pending_delivery_age_s"] >= 0.05
         assert backlog["pending_effects"] == 0
+
+
+async def test_health_shows_whether_github_accepts_the_app_without_making_it_unready(
+    tmp_path, fake_github, app_private_key, database_url
+):
+    """GitHub's trouble is shown, but intake stays ready: deliveries must still be stored."""
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    cases = [
+        (fake_github.url, app_private_key, "ok"),
+        (fake_github.url, other_key, "refused: GitHub answered 401"),
+        ("http://127.0.0.1:9", app_private_key, "unreachable"),
+    ]
+    for number, (github_url, key, expected) in enumerate(cases):
+        async with app_under_test(
+            tmp_path / str(number), github_url=github_url, private_key=key, database_url=database_url
+        ) as app:
+            app.runtime.start_worker()
+            for _ in range(2):  # the second answer comes from the cache: GitHub is asked once
+                response = await app.client.get("/api/health")
+                body = await response.json()
+                assert (response.status, body["status"]) == (200, "ok"), body
+                assert body["github"].startswith(expected), body
+    assert len(fake_github.calls_for("apps/get-authenticated")) == 2
+    fake_github.errors.clear()  # the refused JWT is recorded as a bad request, on purpose
 
 
 @pytest.mark.parametrize(

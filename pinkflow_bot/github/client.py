@@ -32,6 +32,10 @@ MAX_CACHED_LOOKUPS = 10_000
 # later pages, or no access beyond a public repository's) are looked up one by one.
 ROSTER_PAGE = 100
 MAX_CACHED_ROSTERS = 2_000
+# /api/health asks whether GitHub answers the App; a load balancer polling it every
+# second costs GitHub one request per this many seconds.
+REACHABILITY_TTL = 30.0
+REACHABILITY_TIMEOUT = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,28 @@ class GitHubApp:
             maxsize=MAX_CACHED_ROSTERS, ttl=lookup_ttl, timer=clock
         )
         self._roster_reads: dict[tuple[int, str], asyncio.Future[Roster]] = {}
+        self._clock = clock
+        self._reachability: tuple[float, str] | None = None  # (when it was asked, the answer)
+        self._reachability_lock = asyncio.Lock()
+
+    async def reachability(self) -> str:
+        """"ok" when GitHub answers `GET /app` for these credentials, else why not; asked at
+        most every REACHABILITY_TTL seconds, and never longer than REACHABILITY_TIMEOUT."""
+        async with self._reachability_lock:
+            if self._reachability is not None and self._clock() - self._reachability[0] < REACHABILITY_TTL:
+                return self._reachability[1]
+            try:
+                await asyncio.wait_for(self.app_client().getitem("/app"), timeout=REACHABILITY_TIMEOUT)
+                answer = "ok"
+            except asyncio.TimeoutError:
+                answer = f"unreachable: no answer within {REACHABILITY_TIMEOUT:g} s"
+            except gidgethub.BadRequest as error:  # 4xx: reached, but the App is not accepted
+                status = getattr(error, "status_code", None)
+                answer = f"refused: GitHub answered {int(status) if status else 'an error'}; check APP_ID and the private key"
+            except (gidgethub.GitHubException, aiohttp.ClientError, OSError, ValueError) as error:
+                answer = f"unreachable: {type(error).__name__}"
+            self._reachability = (self._clock(), answer)
+            return answer
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)

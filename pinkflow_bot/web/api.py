@@ -17,7 +17,10 @@ from .keys import RUNTIME
 
 
 async def health(request: web.Request) -> web.Response:
-    """Ready when the database answers and the worker runs; the backlog says how far behind."""
+    """Ready when the database answers and the worker runs; the backlog says how far behind.
+
+    GitHub's answer is shown but does not make the App unready: intake must go on storing
+    deliveries while GitHub (or the App's key) has a problem, or they would be lost."""
     runtime = request.app[RUNTIME]
     checks: dict[str, object] = {}
     healthy = True
@@ -43,6 +46,7 @@ async def health(request: web.Request) -> web.Response:
         healthy = healthy and runtime.worker_alive
     else:
         checks["worker"] = "not in this process" if runtime.settings.configured else "not configured"
+    checks["github"] = await runtime.github.reachability() if runtime.github is not None else "not configured"
     return web.json_response({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
 
 
