@@ -277,6 +277,26 @@ async def test_a_check_run_keeps_its_state_and_the_history_of_its_updates(world:
     assert [body.get("status") or body.get("conclusion") for body in world.check_run_history[run["id"]]] == ["in_progress", "success"]
 
 
+@pytest.mark.parametrize("field", ["summary", "text"])
+async def test_a_check_run_output_over_githubs_limit_in_bytes_is_refused(world: FakeGitHub, gh: GitHubAPI, field: str):
+    # 30000 characters, within the description's maxLength, but 90000 bytes of UTF-8.
+    oversized = {"title": "Voting", "summary": "ok", field: "承" * 30000}
+    with pytest.raises(gidgethub.BadRequest) as refused:
+        await gh.post(f"/repos/{REPO}/check-runs", data={"name": "Pinkflow governance", "head_sha": HEAD_SHA, "output": oversized})
+    assert refused.value.status_code == 422
+    assert world.errors == [f"GitHub would refuse this request: {field} exceeds a maximum bytesize of 65535"]
+    world.errors.clear()
+
+    run = await gh.post(f"/repos/{REPO}/check-runs", data={"name": "Pinkflow governance", "head_sha": HEAD_SHA})
+    with pytest.raises(gidgethub.BadRequest):
+        await gh.patch(run["url"], data={"output": oversized})
+    assert len(world.errors) == 1
+    world.errors.clear()
+    # Exactly at the limit is accepted.
+    await gh.patch(run["url"], data={"output": {**oversized, field: "承" * 21845}})
+    assert world.check_runs[run["id"]]["output"][field] == "承" * 21845
+
+
 async def test_check_runs_for_a_ref_list_the_latest_per_name_unless_asked_for_all(world: FakeGitHub, gh: GitHubAPI):
     for name in ("Pinkflow governance", "Pinkflow governance", "lint"):
         await gh.post(f"/repos/{REPO}/check-runs", data={"name": name, "head_sha": HEAD_SHA})

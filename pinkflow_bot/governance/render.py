@@ -23,12 +23,16 @@ from .tally import Ballot, Choice, Tally
 CHECK_RUN_NAME = "Pinkflow governance"
 STATUS_MARKER = "<!-- pinkflow:status -->"
 PROMOTE_ACTION_ID = "promote"
-MAX_CHECK_TEXT = 65535  # GitHub's limit on a check run's summary and text
-MAX_TITLE = 255
-MAX_COMMENT = 65536  # GitHub's limit on a comment body
-MAX_ACTION_LABEL = 20
-MAX_ACTION_DESCRIPTION = 40
-MAX_ACTION_IDENTIFIER = 20
+# Check-run limits are counted in UTF-8 bytes: GitHub documents "characters" but refuses
+# a summary or text over 65535 bytes ("summary exceeds a maximum bytesize of 65535",
+# github/docs#35252). Its description gives the title no limit; 255 is ours, and the
+# action fields' documented sizes are kept in bytes too, which holds either way.
+MAX_CHECK_TEXT = 65535  # bytes, a check run's summary and its text each
+MAX_TITLE = 255  # bytes
+MAX_COMMENT = 65536  # characters, GitHub's limit on a comment body (at most 4 bytes each)
+MAX_ACTION_LABEL = 20  # bytes
+MAX_ACTION_DESCRIPTION = 40  # bytes
+MAX_ACTION_IDENTIFIER = 20  # bytes
 MAX_REASON_SHOWN = 500
 TRUNCATED = "… (truncated)"
 
@@ -148,6 +152,29 @@ def clip(text: str, limit: int) -> str:
     return text[: max(limit - 1, 0)].rstrip() + "…"
 
 
+def utf8_size(text: str) -> int:
+    """How many bytes `text` takes in UTF-8, the way GitHub measures check-run texts."""
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def _utf8_prefix(text: str, limit: int) -> str:
+    """The longest start of `text` that takes at most `limit` bytes, ending on a whole character."""
+    encoded = text.encode("utf-8", errors="surrogatepass")
+    if len(encoded) <= limit:
+        return text
+    end = max(limit, 0)
+    while end > 0 and encoded[end] & 0xC0 == 0x80:  # a continuation byte: the character straddles the cut
+        end -= 1
+    return encoded[:end].decode("utf-8", errors="surrogatepass")
+
+
+def clip_bytes(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, with "…" where it was cut."""
+    if utf8_size(text) <= limit:
+        return text
+    return _utf8_prefix(text, limit - utf8_size("…")).rstrip() + "…"
+
+
 def escape_text(text: str, *, limit: int = MAX_REASON_SHOWN) -> str:
     """User text made safe for one line of markdown, including a table cell.
 
@@ -193,12 +220,15 @@ def _utc(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _fit(text: str, limit: int) -> str:
-    """`text` within `limit` characters, cut at a line end with a visible marker."""
-    if len(text) <= limit:
+def _fit(text: str, limit: int, *, in_characters: bool = False) -> str:
+    """`text` within `limit` bytes of UTF-8 (characters with `in_characters`), cut at a
+    line end with a visible marker."""
+    measure = len if in_characters else utf8_size
+    if measure(text) <= limit:
         return text
     tail = "\n\n" + TRUNCATED
-    cut = text[: limit - len(tail)]
+    room = limit - measure(tail)
+    cut = text[:room] if in_characters else _utf8_prefix(text, room)
     line_end = cut.rfind("\n")
     if line_end > 0:
         cut = cut[:line_end]
@@ -420,21 +450,23 @@ def _ballot_row(ballot: Ballot) -> str:
     return f"| {_login(ballot.voter)} | {_CHOICE_LABELS[ballot.choice]} | {ballot.weight} | {reason} |"
 
 
-def tally_table(t: Tally, *, budget: int = MAX_CHECK_TEXT) -> str:
-    """The voters table; rows that would go over `budget` characters are counted instead."""
+def tally_table(t: Tally, *, budget: int = MAX_CHECK_TEXT, in_characters: bool = False) -> str:
+    """The voters table; rows that would go over `budget` bytes of UTF-8 (characters with
+    `in_characters`) are counted instead."""
+    measure = len if in_characters else utf8_size
     if not t.ballots:
         return "_No votes yet._"
     header = "| Voter | Vote | Weight | Reason |\n| --- | --- | ---: | --- |"
     rows: list[str] = []
-    used = len(header)
+    used = measure(header)
     for index, ballot in enumerate(t.ballots):
         row = _ballot_row(ballot)
         # Room for this row and for the line that says how many were left out.
-        if used + len(row) + 1 + 60 > budget:
+        if used + measure(row) + 1 + 60 > budget:
             rows.append(f"\n_… and {_plural(len(t.ballots) - index, 'more vote')} not shown._")
             break
         rows.append("\n" + row)
-        used += len(row) + 1
+        used += measure(row) + 1
     return header + "".join(rows)
 
 
@@ -447,21 +479,21 @@ def _audit_row(line: AuditLine) -> str:
 
 
 def audit_section(lines: Sequence[AuditLine], *, total: int | None = None, budget: int = MAX_CHECK_TEXT) -> str:
-    """The audit trail, newest first, in at most `budget` characters; the older entries
-    that do not fit are counted instead of shown. Empty when there is nothing to show."""
+    """The audit trail, newest first, in at most `budget` bytes of UTF-8; the older
+    entries that do not fit are counted instead of shown. Empty when there is nothing to show."""
     if not lines:
         return ""
     total = max(total or 0, len(lines))
     header = "### Audit trail (newest first)"
     rows = [header]
-    used = len(header)
+    used = utf8_size(header)
     for line in lines:
         row = _audit_row(line)
         # Room for this row and for the line that says how many were left out.
-        if used + len(row) + 1 + 60 > budget:
+        if used + utf8_size(row) + 1 + 60 > budget:
             break
         rows.append(row)
-        used += len(row) + 1
+        used += utf8_size(row) + 1
     left_out = total - (len(rows) - 1)
     if left_out > 0:
         rows.append(f"_… and {left_out} older {'entry' if left_out == 1 else 'entries'} not shown._")
@@ -512,11 +544,11 @@ def _status_and_conclusion(view: ProposalView) -> tuple[str, str | None]:
 
 
 def _promote_action(view: ProposalView) -> dict[str, str]:
-    description = clip(f"Promote this preview to {view.rules.production_environment}", MAX_ACTION_DESCRIPTION)
+    description = clip_bytes(f"Promote this preview to {view.rules.production_environment}", MAX_ACTION_DESCRIPTION)
     return {
-        "label": clip("Promote", MAX_ACTION_LABEL),
+        "label": clip_bytes("Promote", MAX_ACTION_LABEL),
         "description": description,
-        "identifier": PROMOTE_ACTION_ID[:MAX_ACTION_IDENTIFIER],
+        "identifier": _utf8_prefix(PROMOTE_ACTION_ID, MAX_ACTION_IDENTIFIER),
     }
 
 
@@ -527,7 +559,7 @@ def render_check_run(view: ProposalView) -> CheckRunOutput:
     """
     if view.config_problems and view.state in ("voting", "passed"):
         failed = render_config_error(view.config_problems)
-        trail = audit_section(view.audit, total=view.audit_total, budget=MAX_CHECK_TEXT - len(failed.text) - 10)
+        trail = audit_section(view.audit, total=view.audit_total, budget=MAX_CHECK_TEXT - utf8_size(failed.text) - 10)
         text = f"{failed.text}\n\n{trail}" if trail else failed.text
         return replace(failed, text=_fit(text, MAX_CHECK_TEXT))
     status, conclusion = _status_and_conclusion(view)
@@ -541,17 +573,17 @@ def render_check_run(view: ProposalView) -> CheckRunOutput:
     summary = _fit("\n\n".join(part for part in summary_parts if part), MAX_CHECK_TEXT)
 
     totals = totals_line(view.tally, view.rules)
-    room = MAX_CHECK_TEXT - len(totals) - 10
+    room = MAX_CHECK_TEXT - utf8_size(totals) - 10
     # With an audit trail, the votes may take at most half the room; the trail takes the rest.
     table = tally_table(view.tally, budget=room // 2 if view.audit else room)
-    trail = audit_section(view.audit, total=view.audit_total, budget=room - len(table) - 10)
+    trail = audit_section(view.audit, total=view.audit_total, budget=room - utf8_size(table) - 10)
     text = _fit("\n\n".join(part for part in (totals, table, trail) if part), MAX_CHECK_TEXT)
 
     actions = (_promote_action(view),) if is_promotable(view) else ()
     return CheckRunOutput(
         status=status,
         conclusion=conclusion,
-        title=clip(_title(view), MAX_TITLE),
+        title=clip_bytes(_title(view), MAX_TITLE),
         summary=summary,
         text=text,
         actions=actions,
@@ -617,8 +649,10 @@ def render_status_comment(view: ProposalView) -> str:
 
     head = STATUS_MARKER + "\n" + "\n\n".join(part for part in before if part)
     tail = "\n\n".join(part for part in after if part)
-    table = tally_table(view.tally, budget=max(MAX_COMMENT - len(head) - len(tail) - 10, 200))
-    return _fit(f"{head}\n\n{table}\n\n{tail}", MAX_COMMENT)
+    # A comment's limit is in characters (GitHub: "maximum is 65536 characters"), which at
+    # 4 bytes at most each is also within the bytes it accepts.
+    table = tally_table(view.tally, budget=max(MAX_COMMENT - len(head) - len(tail) - 10, 200), in_characters=True)
+    return _fit(f"{head}\n\n{table}\n\n{tail}", MAX_COMMENT, in_characters=True)
 
 
 # --- An unusable configuration file -------------------------------------------------------
@@ -653,7 +687,7 @@ def render_config_error(problems: Sequence[ConfigProblem], *, path: str = CONFIG
     return CheckRunOutput(
         status="completed",
         conclusion="failure",
-        title=clip(f"Invalid {path}: {_plural(count, 'problem')}", MAX_TITLE),
+        title=clip_bytes(f"Invalid {path}: {_plural(count, 'problem')}", MAX_TITLE),
         summary=_fit(summary, MAX_CHECK_TEXT),
         text=_fit(text, MAX_CHECK_TEXT),
     )

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 DOCS = "https://docs.github.com/rest"
 MAX_COMMENT_LENGTH = 65536
+# The description says 65535 characters (maxLength); GitHub counts UTF-8 bytes and answers
+# 422 "summary exceeds a maximum bytesize of 65535" (github/docs#35252).
+MAX_CHECK_RUN_OUTPUT_BYTES = 65535
 SHA = re.compile(r"[0-9a-f]{40}")
 PERMISSION_LEVELS = {"read": 1, "write": 2, "admin": 3}
 
@@ -341,6 +344,9 @@ def create_check_run(gh: FakeGitHub, request: ApiRequest) -> Reply:
     body = request.body
     if not SHA.fullmatch(body["head_sha"]):
         return gh.reject(f"No commit found for SHA: {body['head_sha']}", field="head_sha", resource="CheckRun")
+    oversized = _oversized_output(gh, body)
+    if oversized is not None:
+        return oversized
     full_name = repo["full_name"]
     suite_id = gh.check_suites.setdefault((full_name.lower(), body["head_sha"]), gh.next_id())
     run = objects.check_run_object(
@@ -364,11 +370,25 @@ def update_check_run(gh: FakeGitHub, request: ApiRequest) -> Reply:
     if run is None:
         return not_found()
     body = request.body
+    oversized = _oversized_output(gh, body)
+    if oversized is not None:
+        return oversized
     _apply_check_run_fields(gh, run, body)
     gh.check_run_history[run["id"]].append(dict(body))
     if "actions" in body:
         gh.check_run_actions[run["id"]] = list(body["actions"])
     return Reply(200, run)
+
+
+def _oversized_output(gh: FakeGitHub, body: dict[str, Any]) -> Reply | None:
+    """GitHub's 422 for an output summary or text over its limit in bytes, if there is one."""
+    output = body.get("output") or {}
+    for name in ("summary", "text"):
+        value = output.get(name)
+        if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > MAX_CHECK_RUN_OUTPUT_BYTES:
+            message = f"{name} exceeds a maximum bytesize of {MAX_CHECK_RUN_OUTPUT_BYTES}"
+            return gh.reject(message, field=name, resource="CheckRun")
+    return None
 
 
 def _apply_check_run_fields(gh: FakeGitHub, run: dict[str, Any], body: dict[str, Any]) -> None:

@@ -171,6 +171,10 @@ MANY_VOTERS = votes(*[(f"voter{n}", Choice.APPROVE, 1, f"reason {n} " + "y" * 60
     [
         pytest.param(make_view("voting", votes(("alice", Choice.REJECT, 1, HUGE_REASON))), id="one-huge-reason"),
         pytest.param(make_view("passed", MANY_VOTERS), id="many-voters"),
+        pytest.param(
+            make_view("voting", votes(*[(f"v{n}", Choice.REJECT, 1, "表示崩れ❌" * 100) for n in range(300)])),
+            id="many-voters-in-japanese",
+        ),
         pytest.param(make_view("voting", PASSING, notes=("n" * 70_000,)), id="huge-note"),
         pytest.param(make_view("voting", PASSING, notes=tuple(f"note {n} " + "z" * 400 for n in range(400))), id="many-notes"),
         pytest.param(
@@ -183,9 +187,9 @@ MANY_VOTERS = votes(*[(f"voter{n}", Choice.APPROVE, 1, f"reason {n} " + "y" * 60
 )
 def test_github_limits_are_respected(view):
     output = render_check_run(view)
-    assert len(output.title) <= 255
-    assert len(output.summary) <= MAX_CHECK_TEXT
-    assert len(output.text) <= MAX_CHECK_TEXT
+    assert len(output.title.encode()) <= 255
+    assert len(output.summary.encode()) <= MAX_CHECK_TEXT  # GitHub counts bytes here
+    assert len(output.text.encode()) <= MAX_CHECK_TEXT
     comment = render_status_comment(view)
     assert len(comment) <= MAX_COMMENT
     assert comment.startswith(STATUS_MARKER + "\n")
@@ -407,7 +411,7 @@ def test_the_check_run_text_shows_the_audit_trail_newest_first():
 def test_a_long_audit_trail_keeps_the_newest_entries_within_githubs_limit():
     trail = audit_lines(5000)
     output = render_check_run(make_view("passed", MANY_VOTERS, audit=trail, audit_total=6000))
-    assert len(output.text) <= MAX_CHECK_TEXT
+    assert len(output.text.encode()) <= MAX_CHECK_TEXT
     assert "voter4999 · vote" in output.text  # the newest
     assert "voter0 · vote" not in output.text  # the oldest did not fit
     shown = output.text.count(" · vote: ")
@@ -434,3 +438,72 @@ def test_a_failing_preview_shows_its_status_and_time():
 def test_a_hold_is_shown_while_the_vote_is_still_open():
     comment = render_status_comment(make_view("voting", TWO_OF_THREE, held_by=("dan",)))
     assert "Promotion is on hold by @dan until `/unhold`." in comment
+
+
+# --- GitHub measures check-run texts in UTF-8 bytes (github/docs#35252) ---------------------
+
+
+def utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+JAPANESE_REASON = "モバイル表示が崩れているので、修正されるまで承認できません。" * 20  # 3 bytes a character
+JAPANESE_VOTERS = votes(*[(f"voter{n}", Choice.REJECT, 1, JAPANESE_REASON) for n in range(200)])
+
+
+def test_reasons_in_japanese_keep_the_check_run_within_githubs_byte_limit():
+    view = make_view("voting", JAPANESE_VOTERS)
+    output = render_check_run(view)
+    assert utf8_size(output.summary) <= MAX_CHECK_TEXT
+    assert utf8_size(output.text) <= MAX_CHECK_TEXT
+    shown = output.text.count("| ❌ reject |")
+    assert 0 < shown < 200
+    assert f"… and {200 - shown} more votes not shown." in output.text
+    assert "@voter0 " in output.text
+    # The comment is limited in characters, not bytes: it still shows what fits in those.
+    comment = render_status_comment(view)
+    assert len(comment) <= MAX_COMMENT
+    assert comment.count("| ❌ reject |") > shown
+
+
+def test_a_long_ascii_audit_trail_keeps_the_check_run_text_within_githubs_byte_limit():
+    output = render_check_run(make_view("passed", PASSING, audit=audit_lines(5000), audit_total=5000))
+    assert utf8_size(output.text) <= MAX_CHECK_TEXT
+    assert "voter4999 · vote" in output.text
+    shown = output.text.count(" · vote: ")
+    assert f"… and {5000 - shown} older entries not shown." in output.text
+    assert "| ✅ approve |" in output.text
+
+
+def test_an_audit_trail_under_an_invalid_configuration_stays_within_githubs_byte_limit():
+    problems = (ConfigProblem("threshold", 1, "must be a whole percentage from 0 to 100"),)
+    output = render_check_run(make_view("voting", PASSING, config_problems=problems, audit=audit_lines(5000)))
+    assert utf8_size(output.text) <= MAX_CHECK_TEXT
+    shown = output.text.count(" · vote: ")
+    assert f"… and {5000 - shown} older entries not shown." in output.text
+
+
+def test_configuration_problems_in_japanese_keep_the_summary_within_githubs_byte_limit():
+    problems = tuple(ConfigProblem(f"voters.users.{'利用者' * 160}{n}", n, "is not a GitHub login") for n in range(60))
+    output = render_check_run(make_view("voting", PASSING, config_problems=problems))
+    assert utf8_size(output.summary) <= MAX_CHECK_TEXT
+    assert output.summary.endswith(TRUNCATED)
+    assert "line 0" not in output.summary and "line 1, voters.users." in output.summary
+
+
+def test_a_summary_cut_in_the_middle_of_japanese_text_ends_on_a_whole_character():
+    notes = tuple(f"メモ {n}: " + "プレビューの確認が必要です。" * 40 for n in range(200))
+    summary = render_check_run(make_view("voting", PASSING, notes=notes)).summary
+    assert utf8_size(summary) <= MAX_CHECK_TEXT
+    assert summary.endswith("\n\n" + TRUNCATED)
+    assert "\ufffd" not in summary
+
+
+def test_a_long_production_name_in_japanese_keeps_the_title_and_button_within_githubs_limits():
+    rules = Rules(production_environment="本番環境" * 60)
+    title = render_check_run(make_view("promoted", PASSING, rules=rules)).title
+    assert utf8_size(title) <= 255
+    assert title.startswith("Promoted to 本番環境")
+    [action] = render_check_run(make_view("passed", PASSING, rules=rules)).actions
+    assert utf8_size(action["description"]) <= 40
+    assert action["description"].startswith("Promote this preview to 本番")
