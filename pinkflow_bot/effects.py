@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -279,17 +280,32 @@ class EffectRunner:
         body = render_status_comment(read[1])
         gh = await self._client(effect)
         owner, repo = proposal.repo_full_name.split("/", 1)
+        if comment_id is not None:
+            edited = await self._edit_comment(gh, f"/repos/{owner}/{repo}/issues/comments/{comment_id}", body)
+            if not edited:  # someone deleted the status comment: a new one takes its place
+                comment_id = None
         if comment_id is None:
+            # Found first: an earlier attempt whose id was not stored may have posted it already.
             comment_id = await self._find_comment(gh, proposal, marker=STATUS_MARKER)
-        if comment_id is None:
-            created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
-            comment_id = created["id"]
-        else:
-            await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
+            if comment_id is not None:
+                await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
+            else:
+                created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
+                comment_id = created["id"]
         if pull is not None and pull.status_comment_id != comment_id:
             async with write_transaction(self._sessions) as session:
                 stored = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
                 stored.status_comment_id = comment_id
+
+    async def _edit_comment(self, gh, url: str, body: str) -> bool:
+        """Edits a comment; False when GitHub no longer has it (it was deleted)."""
+        try:
+            await gh.patch(url, data={"body": body})
+        except gidgethub.BadRequest as error:
+            if error.status_code == HTTPStatus.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def _find_comment(self, gh, proposal: Proposal, *, marker: str) -> int | None:
         owner, repo = proposal.repo_full_name.split("/", 1)
@@ -341,9 +357,24 @@ class EffectRunner:
             forced=promotion.forced,
             details_url=self._details_url(proposal),
         )
+        # An earlier call may have gone through unseen: a retry, or a promotion asked for again.
+        attempt = max(effect.attempts, 2) if effect.payload.get("look_first") else effect.attempts
         try:
             provider = await self._provider(effect, promotion.provider, rules)
-            result = await provider.promote(request, attempt=effect.attempts)
+            blocker = await self._service.promotion_blocker_now(proposal.id)
+            if blocker is not None:
+                earlier = await provider.find_earlier(request) if attempt > 1 else None
+                if earlier is not None:  # it happened before the reason came: it is what production runs
+                    await self._service.record_promotion_result(proposal_id=proposal.id, result=earlier)
+                elif attempt > 1 and promotion.provider == "webhook":
+                    await self._service.cancel_promotion(
+                        proposal_id=proposal.id,
+                        reason=f"{blocker} (an earlier call to the promotion webhook may have reached it; its receiver knows)",
+                    )
+                else:
+                    await self._service.cancel_promotion(proposal_id=proposal.id, reason=blocker)
+                return
+            result = await provider.promote(request, attempt=attempt)
         except PromotionRefused as refused:
             await self._service.record_promotion_result(proposal_id=proposal.id, error=str(refused))
             return

@@ -745,6 +745,15 @@ class GovernanceService:
             if withdrawn:
                 await self._settle(session, proposal, now=now)
 
+    async def forget_status_comment(
+        self, delivery: DeliveryRef | None, *, repo_full_name: str, pr_number: int, comment_id: int
+    ) -> None:
+        """The status comment was deleted at GitHub: the next sync posts a new one."""
+        async with self._transaction(delivery) as session:
+            pull = await queries.pull_request(session, repo_full_name=repo_full_name, number=pr_number)
+            if pull is not None and pull.status_comment_id == comment_id:
+                pull.status_comment_id = None
+
     # -- promotion ---------------------------------------------------------------------------
 
     async def request_promotion(
@@ -818,10 +827,54 @@ class GovernanceService:
             await self._promoted(session, proposal, promotion, result=PromotionResult(reference="deployment protection rule"), now=now)
         else:
             await outbox.enqueue_effect(
-                session, kind="promote", now=now, proposal_id=proposal.id, installation_id=proposal.installation_id
+                session, kind="promote", now=now, proposal_id=proposal.id, installation_id=proposal.installation_id,
+                # Asked again after a failure: an earlier call may have gone through unseen.
+                payload={"look_first": True} if existing is not None else None,
             )
         await self._enqueue_sync(session, proposal, now=now)
         return True
+
+    async def promotion_blocker_now(self, proposal_id: int) -> str | None:
+        """Why the pending promotion must not reach its provider now; None when it may.
+
+        Asked right before each call to the provider: between the request and the call
+        (a queued effect, a retry after minutes) a push, a close, a /hold or enough
+        /reject votes may have taken away what the request stood on."""
+        now = self._clock()
+        async with self._sessions() as session:
+            proposal = await session.get(Proposal, proposal_id)
+            promotion = await queries.promotion(session, proposal_id=proposal_id)
+            if proposal is None or promotion is None or promotion.state != "pending":
+                return "nothing is waiting to be promoted"
+            if proposal.config_problems:
+                return f"{CONFIG_PATH} on the default branch is invalid"
+            if proposal.state not in (FORCEABLE_STATES if promotion.forced else queries.OPEN_STATES):
+                return f"the proposal is {proposal.state}"
+            if promotion.forced:  # a forced promotion skips the vote and the holds, as when it was asked for
+                return None
+            current = await proposal_tally(session, proposal)
+            held = bool(await queries.active_holds(session, proposal_id=proposal.id))
+            return proposal_blocker(
+                outcome=decide(current, now=now, closes_at=proposal.closes_at),
+                held=held,
+                rules=proposal_rules(proposal),
+                opened_at=proposal.opened_at,
+                now=now,
+                preview_healthy=preview_health(proposal),
+            )
+
+    async def cancel_promotion(self, *, proposal_id: int, reason: str) -> None:
+        """The pending promotion is not made: recorded as failed with why, so it can be asked
+        for again once the reason is gone."""
+        now = self._clock()
+        async with self._transaction(None) as session:
+            proposal = await queries.locked_proposal(session, proposal_id)
+            promotion = await queries.promotion(session, proposal_id=proposal_id)
+            if proposal is None or promotion is None or promotion.state != "pending":
+                return
+            promotion.state, promotion.error, promotion.completed_at = "failed", f"cancelled: {reason}", now
+            session.add(AuditEvent(proposal_id=proposal_id, actor="pinkflow", action="promotion cancelled", detail=reason, at=now))
+            await self._note(session, proposal, f"not promoted: {reason}", now=now)
 
     async def record_promotion_result(
         self,

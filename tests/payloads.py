@@ -208,7 +208,7 @@ def comment_edited(
 
 def comment_deleted(
     *, repo: str, number: int, author: str, comment_id: int, body: str = "", deleted_by: str | None = None,
-    installation_id: int | None = 1,
+    author_type: str = "User", installation_id: int | None = 1,
 ) -> Delivery:
     payload = example("issue_comment/deleted.json")
     _place(payload, repo=repo, installation_id=installation_id)
@@ -219,7 +219,7 @@ def comment_deleted(
         "diff_url": f"https://github.com/{repo}/pull/{number}.diff",
         "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
     }
-    payload["comment"].update(id=comment_id, body=body, user=_user(author))
+    payload["comment"].update(id=comment_id, body=body, user=_user(author, type_=author_type))
     payload["sender"] = _user(deleted_by or author)
     return delivery("issue_comment", payload)
 

@@ -7,6 +7,7 @@ import pytest
 
 from tests import payloads
 from tests.flow import (  # noqa: F401  (fixtures)
+    MARKER,
     PR,
     REPO,
     app_fixture,
@@ -241,6 +242,47 @@ async def test_deleting_an_older_comment_leaves_the_later_vote(app, world):
     await app.deliver(payloads.comment_deleted(repo=REPO, number=PR, author="max", comment_id=older["id"]))
     votes = (await status(app))["votes"]
     assert (votes["total"], votes["approvals"]) == (1, 1)
+
+
+def status_comments(world) -> list[dict]:
+    return [c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]
+
+
+async def test_a_deleted_status_comment_is_posted_again_by_the_next_vote(app, world, vote):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    [deleted] = status_comments(world)
+    world.delete_comment(deleted["id"])
+    await app.deliver(
+        payloads.comment_deleted(
+            repo=REPO, number=PR, author=world.bot_login, author_type="Bot", comment_id=deleted["id"],
+            body=deleted["body"], deleted_by="max",
+        )
+    )
+    await app.deliver(vote("/reject the footer overlaps", "max"))
+    [comment] = status_comments(world)
+    assert comment["id"] != deleted["id"]
+    # The deletion was heard: the deleted comment was not asked for again.
+    assert all(call.status != 404 for call in world.calls_for("issues/update-comment"))
+    assert "| @ann" in comment["body"] and "| @max" in comment["body"] and "the footer overlaps" in comment["body"]
+
+
+async def test_a_status_comment_deleted_without_a_webhook_is_posted_again_once(app, world, vote, clock):
+    """The deletion's webhook was lost: the edit finds the comment gone and posts a new one;
+    a retry after the new comment's answer was lost finds it instead of posting another."""
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    [deleted] = status_comments(world)
+    world.delete_comment(deleted["id"])
+    world.fail("issues/create-comment", status=502, effect_applied=True)
+    await app.deliver(vote("/reject the footer overlaps", "max"))
+    clock.advance(seconds=10)
+    await app.drain()
+    [comment] = status_comments(world)
+    assert "| @max" in comment["body"] and "the footer overlaps" in comment["body"]
+    await app.deliver(vote("/approve", "dan"))
+    [comment] = status_comments(world)
+    assert "| @dan" in comment["body"] and "| @max" in comment["body"]
 
 
 # --- Closed proposals and the rate limit -----------------------------------------------------

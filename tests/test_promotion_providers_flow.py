@@ -80,6 +80,59 @@ async def test_github_a_refused_deployment_is_shown_and_may_be_asked_for_again(a
     assert (await status(app))["status"] == "promoted"
 
 
+def _closed(world):
+    return payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed")
+
+
+def _pushed(world):
+    world.add_pull(REPO, PR, head_sha="d" * 40, author="alice")
+    return payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha="d" * 40, author="alice")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda world, vote: vote("/hold waiting for the release notes", "ann"), "on hold"),
+        (lambda world, vote: _closed(world), "the proposal is cancelled"),
+        (lambda world, vote: _pushed(world), "the proposal is superseded"),
+    ],
+    ids=["hold", "closed", "new push"],
+)
+async def test_github_a_promotion_waiting_for_its_retry_is_not_made_once_its_reason_is_gone(
+    app, world, vote, clock, change, reason
+):
+    await passed(app, vote)
+    world.fail("repos/create-deployment", status=502)  # nothing created; retried later
+    await app.deliver(vote("/promote", "dan"))
+    assert (await status(app))["promotion"]["state"] == "pending"
+
+    await app.deliver(change(world, vote))
+    await retry_due(app, clock)
+
+    assert world.deployments_of(REPO) == []
+    assert len(world.calls_for("repos/create-deployment")) == 1  # only the one that failed
+    [cancelled] = await audit(app, "promotion cancelled")
+    assert cancelled.detail == reason
+    assert (await status(app))["promotion"]["state"] == "failed"
+
+
+async def test_github_a_promotion_asked_again_after_a_lost_answer_finds_the_first_deployment(app, world, vote, clock):
+    await passed(app, vote)
+    # The first call went through but its answer was lost, and every retry failed too.
+    world.fail("repos/create-deployment", status=502, effect_applied=True)
+    world.fail("repos/list-deployments", status=502, times=100)
+    await app.deliver(vote("/promote", "dan"))
+    for _ in range(15):
+        await retry_due(app, clock)
+    assert (await status(app))["promotion"]["state"] == "failed"
+    world._faults.clear()
+
+    await app.deliver(vote("/promote", "dan"))
+    assert len(world.deployments_of(REPO)) == 1
+    assert len(world.calls_for("repos/create-deployment")) == 1
+    assert (await status(app))["status"] == "promoted"
+
+
 # --- protection_rule -------------------------------------------------------------------------
 
 

@@ -74,10 +74,15 @@ async def comment_edited(event: sansio.Event, gh, ctx: HandlerContext) -> None:
 
 @router.register("issue_comment", action="deleted")
 async def comment_deleted(event: sansio.Event, gh, ctx: HandlerContext) -> None:
-    """A deleted comment's vote is withdrawn."""
+    """A deleted comment's vote is withdrawn; a deleted status comment is posted anew by the next sync."""
     issue = event.data["issue"]
     comment = event.data["comment"]
-    if "pull_request" not in issue or is_bot(comment.get("user")):
+    if "pull_request" not in issue:
+        return
+    if is_bot(comment.get("user")):
+        await ctx.service.forget_status_comment(
+            ctx.delivery, repo_full_name=repo_full_name(event.data), pr_number=issue["number"], comment_id=comment["id"]
+        )
         return
     await ctx.service.withdraw_deleted_comment(
         ctx.delivery,

@@ -72,6 +72,11 @@ class PromotionProvider(Protocol):
         """Promote, or find that an earlier attempt did; `attempt` counts from 1."""
         ...
 
+    async def find_earlier(self, request: PromotionRequest) -> PromotionResult | None:
+        """What an earlier attempt did, when the provider can tell; None when it finds nothing
+        (or, for a provider that cannot look, when it cannot know)."""
+        ...
+
 
 def is_retryable_status(status: int) -> bool:
     """Answers that may change if the same request is made again later."""

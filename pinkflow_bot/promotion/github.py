@@ -50,6 +50,11 @@ class GitHubDeploymentProvider:
             raise PromotionRefused(f"GitHub created no deployment: {message or 'no deployment in its answer'}")
         return PromotionResult(deployment_id=created["id"])
 
+    async def find_earlier(self, request: PromotionRequest) -> PromotionResult | None:
+        async with github_failures("look for the production deployment"):
+            existing = await self._find_deployment(request)
+        return PromotionResult(deployment_id=existing) if existing is not None else None
+
     async def _find_deployment(self, request: PromotionRequest) -> int | None:
         owner, repo = request.owner_and_repo
         query = urlencode(

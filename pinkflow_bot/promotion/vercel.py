@@ -84,6 +84,17 @@ class VercelProvider:
             return await self._promote_staged(preview, attempt=attempt)
         return await self._rebuild_for_production(preview, request, attempt=attempt)
 
+    async def find_earlier(self, request: PromotionRequest) -> PromotionResult | None:
+        if not self._token:
+            return None
+        preview = await self._preview_deployment(request)
+        if not preview.get("id") or not preview.get("projectId"):
+            return None
+        if preview.get("target") == "production":
+            promoted = str(preview.get("readySubstate") or "").upper() == "PROMOTED"
+            return PromotionResult(url=_https(preview.get("url")), reference=preview["id"]) if promoted else None
+        return await self._find_production_deployment(preview["projectId"], request)
+
     async def _preview_deployment(self, request: PromotionRequest) -> dict[str, Any]:
         host = _hostname(request.preview_url)
         if host is None:

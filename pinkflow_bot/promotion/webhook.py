@@ -62,6 +62,9 @@ class WebhookProvider:
     def __repr__(self) -> str:  # never the secret
         return f"WebhookProvider(url={self._url!r})"
 
+    async def find_earlier(self, request: PromotionRequest) -> PromotionResult | None:
+        return None  # the receiver knows; nothing here can ask it
+
     async def promote(self, request: PromotionRequest, *, attempt: int) -> PromotionResult:
         # Nothing to look up on a retry: the receiver dedupes on the delivery id.
         if not self._secret:

@@ -437,6 +437,14 @@ class FakeGitHub:
         self.pulls[(full_name.lower(), number)]["comments"] += 1
         return comment
 
+    def delete_comment(self, comment_id: int) -> dict[str, Any]:
+        """Deletes a comment, as someone with the right to do so would on github.com; returns it."""
+        comment = self.comments.pop(comment_id)
+        full_name, number = self.comment_issue.pop(comment_id)
+        self.reactions.pop(comment_id, None)
+        self.pulls[(full_name, number)]["comments"] -= 1
+        return comment
+
     def author_association(self, full_name: str, login: str) -> str:
         repo = self.repos.get(full_name.lower())
         if repo and repo["owner"]["login"].lower() == login.lower():
