@@ -62,6 +62,9 @@ VOTE_CHOICES = {
 SYNC_KINDS = ("sync_check_run", "sync_comment")
 # States of a proposal in which `/promote --force` may still promote it (an admin overrides the vote).
 FORCEABLE_STATES = ("voting", "passed", "rejected", "expired")
+# Ended by what happened to the pull request (a push, a close), not by the vote: they open
+# again when their commit is the head of the open pull request again.
+ENDED_BY_THE_PULL_REQUEST = ("superseded", "cancelled")
 # What a production deployment's `deployment_status` means for its promotion.
 DEPLOYMENT_STATES = {
     "queued": "in_progress",
@@ -228,10 +231,13 @@ class GovernanceService:
         author: str,
         state: str,
         repo_private: bool = False,
-        open_with: RulesLookup | None = None,
+        head_rules: RulesLookup | None = None,
     ) -> None:
         """Keeps what the App knows of a pull request; a new head supersedes, a close cancels.
-        With `open_with` (`open_on: pull_request`), an open pull request's head is put to a vote."""
+        `head_rules`, read when the head may be new (opened, reopened, pushed), decide what
+        opens: with `open_on: pull_request` the head is put to a vote; otherwise its preview
+        does that, but a proposal that a push or a close ended opens again when its commit
+        is the head again (reopened, or pushed back), as its preview will not report twice."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             pull = await queries.pull_request(session, repo_full_name=repo_full_name, number=number)
@@ -248,18 +254,28 @@ class GovernanceService:
                     await self._end(session, proposal, state="cancelled", actor=author, detail="pull request closed", now=now)
                 elif proposal.head_sha != head_sha:
                     await self._supersede(session, proposal, by=head_sha, actor=author, now=now)
-            if open_with is not None and state == "open":
+            if head_rules is None or state != "open":
+                return
+            facts = PullRequestFacts(number=number, head_sha=head_sha, author=author)
+            if head_rules.rules.open_on == "pull_request":
                 await self._open(
                     session,
                     installation_id=installation_id,
                     repo_full_name=repo_full_name,
                     repo_private=repo_private,
-                    pull=PullRequestFacts(number=number, head_sha=head_sha, author=author),
+                    pull=facts,
                     preview_deployment_id=None,
                     preview_url=None,
                     environment=None,
-                    lookup=open_with,
+                    lookup=head_rules,
                     now=now,
+                )
+                return
+            ended = await queries.proposal_at(session, repo_full_name=repo_full_name, pr_number=number, head_sha=head_sha)
+            if ended is not None and ended.state in ENDED_BY_THE_PULL_REQUEST:
+                await self._reopen(
+                    session, ended, pull=facts, preview_deployment_id=None, preview_url=None, environment=None,
+                    lookup=head_rules, now=now,
                 )
 
     async def _supersede(self, session: AsyncSession, proposal: Proposal, *, by: str, actor: str, now: datetime) -> None:
@@ -335,7 +351,13 @@ class GovernanceService:
             session, repo_full_name=repo_full_name, pr_number=pull.number, head_sha=pull.head_sha
         )
         if proposal is not None:
-            if proposal.state in queries.OPEN_STATES:
+            if proposal.state in ENDED_BY_THE_PULL_REQUEST:
+                # Reopened, or pushed back to this commit: its vote opens again.
+                await self._reopen(
+                    session, proposal, pull=pull, preview_deployment_id=preview_deployment_id,
+                    preview_url=preview_url, environment=environment, lookup=lookup, now=now,
+                )
+            elif proposal.state in queries.OPEN_STATES:
                 new_preview = bool(preview_url) and preview_url != proposal.preview_url
                 proposal.preview_url = preview_url or proposal.preview_url
                 proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
@@ -381,6 +403,38 @@ class GovernanceService:
         await self._enqueue_sync(session, proposal, now=now)
         log.info("proposal opened", extra={"proposal_id": proposal.id, "head_sha": pull.head_sha})
         return proposal
+
+    async def _reopen(
+        self,
+        session: AsyncSession,
+        proposal: Proposal,
+        *,
+        pull: PullRequestFacts,
+        preview_deployment_id: int | None,
+        preview_url: str | None,
+        environment: str | None,
+        lookup: RulesLookup,
+        now: datetime,
+    ) -> None:
+        """A superseded or cancelled proposal whose commit is the open pull request's head
+        again: voting opens anew for a full period under today's rules. The votes cast on
+        this very commit still count."""
+        for older in await queries.open_proposals_of_pull(session, repo_full_name=proposal.repo_full_name, pr_number=pull.number):
+            if older.id != proposal.id:
+                await self._supersede(session, older, by=pull.head_sha, actor="pinkflow", now=now)
+        rules = lookup.rules
+        was = proposal.state
+        proposal.state, proposal.superseded_by, proposal.decided_at = "voting", None, None
+        proposal.rules = rules.as_dict()
+        proposal.opened_at, proposal.closes_at = now, now + rules.voting_period
+        proposal.config_problems = problems_as_json(lookup.problems)
+        proposal.preview_url = preview_url or proposal.preview_url
+        proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
+        proposal.environment = environment or proposal.environment
+        session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="reopened", detail=f"was {was}; {pull.head_sha[:7]} is the head again", at=now))
+        await self._enqueue_health_check(session, proposal, now=now)
+        await self._settle(session, proposal, now=now)
+        await self._enqueue_sync(session, proposal, now=now)
 
     async def _carry_votes_over(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
         """`reset_on_push: false`: the votes that counted on the superseded proposal count

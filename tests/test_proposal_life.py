@@ -3,6 +3,8 @@ and its production deployment followed to the end; the audit trail of it in the 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from tests import payloads
 from tests.flow import (  # noqa: F401  (fixtures)
     NEW_SHA,
@@ -46,6 +48,42 @@ async def test_a_closed_pull_request_cancels_and_the_deadline_closes(app, world,
     # A cancelled proposal is not closed again by its deadline.
     clock.advance(hours=25)
     assert await app.runtime.service.close_due_proposals() == 0
+
+
+async def test_a_reopened_pull_request_opens_its_vote_again_and_keeps_its_votes(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
+    first = await status(app)
+    assert first["status"] == "cancelled"
+
+    clock.advance(hours=30)  # past the first voting period
+    await app.deliver(payloads.pull_request("reopened", repo=REPO, number=PR, head_sha=SHA, author="alice"))
+    reopened = await status(app)
+    assert reopened["status"] == "voting"
+    opened, closes = (datetime.fromisoformat(reopened[key]) for key in ("created_at", "closes_at"))
+    assert opened - datetime.fromisoformat(first["created_at"]) == timedelta(hours=30)
+    assert closes - opened == timedelta(hours=24)  # a full voting period from the reopening
+    assert reopened["votes"]["approvals"] == 1  # ann's vote on this very commit
+    await app.deliver(vote("/approve", "max"), vote("/approve", "dan"))
+    assert (await status(app))["status"] == "passed"
+    run = check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+
+
+async def test_a_push_back_to_an_earlier_commit_opens_that_commits_vote_again(app, world, vote):
+    await open_proposal(app)
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    await open_proposal(app, sha=NEW_SHA, deployment_id=502)
+    world.push(REPO, PR, head_sha=SHA)  # force-pushed back
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=SHA, author="alice"))
+
+    assert (await status(app, deployment_id=502))["status"] == "superseded"
+    assert (await status(app))["status"] == "voting"
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+    assert (await status(app))["status"] == "passed"
+    assert check_run(world, SHA)["conclusion"] == "success"
 
 
 async def production(app, *, deployment_id: int, state: str, url: str = "", environment: str = "production"):

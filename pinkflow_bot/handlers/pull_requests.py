@@ -22,11 +22,9 @@ async def pull_request_changed(event: sansio.Event, gh, ctx: HandlerContext) -> 
     pull = event.data["pull_request"]
     repository = event.data["repository"]
     repo = repo_full_name(event.data)
-    open_with = None
+    lookup = None
     if event.data.get("action") in _NEW_HEAD and pull["state"] == "open" and gh is not None:
         lookup = await ctx.service.config.read(gh, repo_full_name=repo, default_branch=repository.get("default_branch"))
-        if lookup.rules.open_on == "pull_request":
-            open_with = lookup
     await ctx.service.record_pull_request(
         ctx.delivery,
         installation_id=ctx.installation_id,
@@ -36,7 +34,7 @@ async def pull_request_changed(event: sansio.Event, gh, ctx: HandlerContext) -> 
         author=pull["user"]["login"],
         state=pull["state"],
         repo_private=bool(repository.get("private")),
-        open_with=open_with,
+        head_rules=lookup,
     )
-    if open_with is not None:
+    if lookup is not None and lookup.rules.open_on == "pull_request":
         await learn_who_may_vote(ctx, gh, repo_full_name=repo)
