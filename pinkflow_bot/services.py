@@ -713,9 +713,12 @@ class GovernanceService:
         comment_id: int,
         voter: Voter,
         commands: Sequence[Command],
+        written_at: datetime | None = None,
     ) -> None:
         """An edit by the comment's author: the vote it cast follows the new text. Only votes
-        are re-read; other commands ran when the comment was written."""
+        are re-read; other commands ran when the comment was written. A comment written
+        before the current commit was put to a vote, and that cast no vote on it, stays out
+        of it: editing an old approval must not approve a commit its author has not seen."""
         now = self._clock()
         votes = [command for command in commands if command.kind in VOTE_CHOICES]
         async with self._transaction(delivery) as session:
@@ -728,6 +731,14 @@ class GovernanceService:
             cast_here = latest is not None and latest.comment_id == comment_id
             if not cast_here and not votes:
                 return  # the comment neither voted nor votes now
+            if not cast_here and written_at is not None and written_at < proposal.opened_at:
+                detail = f"edited comment {comment_id}, written before {proposal.head_sha[:7]} was put to a vote"
+                session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="edit ignored", detail=detail, at=now))
+                await self._note(
+                    session, proposal, f"@{voter.login}: an edit of a comment older than this vote casts no vote; comment anew", now=now
+                )
+                await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
+                return
             if latest is not None and latest.comment_id is not None and latest.comment_id > comment_id:
                 detail = f"edited comment {comment_id}; a later vote (comment {latest.comment_id}) stands"
                 session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="edit ignored", detail=detail, at=now))

@@ -189,8 +189,10 @@ def comment_edited(
     comment_id: int,
     editor: str | None = None,
     installation_id: int | None = 1,
+    created_at: str | None = None,
 ) -> Delivery:
-    """`issue_comment` `edited`: the comment now reads `body`; `changes.body.from` is `before`."""
+    """`issue_comment` `edited`: the comment now reads `body`; `changes.body.from` is `before`.
+    `created_at` is when the comment was written (GitHub's example's time otherwise)."""
     payload = example("issue_comment/edited.json")
     _place(payload, repo=repo, installation_id=installation_id)
     payload["issue"]["number"] = number
@@ -201,6 +203,8 @@ def comment_edited(
         "patch_url": f"https://github.com/{repo}/pull/{number}.patch",
     }
     payload["comment"].update(id=comment_id, body=body, user=_user(author))
+    if created_at is not None:
+        payload["comment"]["created_at"] = created_at
     payload["changes"] = {"body": {"from": before}}
     payload["sender"] = _user(editor or author)
     return delivery("issue_comment", payload)

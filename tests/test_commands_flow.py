@@ -7,6 +7,7 @@ import pytest
 
 from tests import payloads
 from tests.flow import (  # noqa: F401  (fixtures)
+    NEW_SHA,
     MARKER,
     PR,
     REPO,
@@ -164,7 +165,8 @@ def edited(world, comment: dict, body: str, *, editor: str | None = None):
     before = comment["body"]
     comment["body"] = body
     return payloads.comment_edited(
-        body, before=before, repo=REPO, number=PR, author=author, comment_id=comment["id"], editor=editor
+        body, before=before, repo=REPO, number=PR, author=author, comment_id=comment["id"], editor=editor,
+        created_at=comment["created_at"],
     )
 
 
@@ -221,6 +223,30 @@ async def test_editing_an_older_comment_does_not_override_a_later_vote(app, worl
     await app.deliver(edited(world, older, "/abstain"))
     votes = (await status(app))["votes"]
     assert (votes["approvals"], votes["rejections"], votes["abstentions"]) == (0, 1, 0)
+
+
+async def test_editing_a_comment_from_before_a_push_casts_no_vote_on_the_new_commit(app, world, clock):
+    await open_proposal(app)
+    old = posted(world, "/approve", "ann")
+    old["created_at"] = clock().strftime("%Y-%m-%dT%H:%M:%SZ")  # the App's time, not the fake's
+    await deliver_posted(app, old)
+    clock.advance(minutes=5)
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    await open_proposal(app, sha=NEW_SHA, deployment_id=502)
+
+    await app.deliver(edited(world, old, "/approve (typo fixed)"))
+    assert (await status(app, deployment_id=502))["votes"]["total"] == 0
+    assert reactions(world, old["id"]) == ["confused"]
+    [ignored] = await audit(app, "edit ignored")
+    assert NEW_SHA[:7] in ignored.detail
+    # A comment written on the new commit, then edited, still counts.
+    clock.advance(minutes=1)
+    fresh = posted(world, "/aprove", "ann")
+    fresh["created_at"] = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+    await deliver_posted(app, fresh)
+    await app.deliver(edited(world, fresh, "/approve"))
+    assert (await status(app, deployment_id=502))["votes"]["approvals"] == 1
 
 
 async def test_a_deleted_comment_withdraws_its_vote(app, world):

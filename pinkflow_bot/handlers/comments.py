@@ -10,7 +10,7 @@ from ..governance.commands import Command, CommandKind, parse_commands
 from ..governance.permissions import Permission
 from ..services import VOTE_CHOICES, Voter, proposal_rules
 from ..storage import proposals as queries
-from .context import HandlerContext, is_bot, repo_full_name
+from .context import HandlerContext, github_time, is_bot, repo_full_name
 
 router = routing.Router()
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ async def comment_edited(event: sansio.Event, gh, ctx: HandlerContext) -> None:
         comment_id=comment["id"],
         voter=await _voter(event, gh, ctx, login=author["login"], commands=votes),
         commands=votes,
+        written_at=github_time(comment.get("created_at")),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -35,6 +36,17 @@ async def learn_who_may_vote(ctx: HandlerContext, gh, *, repo_full_name: str) ->
         await ctx.github.roster(gh, repo_full_name=repo_full_name, installation_id=ctx.installation_id)
     except (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError) as error:
         log.info("collaborators not read as the proposal opened", extra={"error": type(error).__name__})
+
+
+def github_time(value: object) -> datetime | None:
+    """A timestamp as GitHub writes it (`2026-11-24T06:00:00Z`); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def repo_full_name(event_data: dict) -> str:
