@@ -63,6 +63,9 @@ from .storage.models import Effect, Proposal, ProtectionRuleRequest
 log = logging.getLogger(__name__)
 
 MAX_EFFECT_ATTEMPTS = 12
+# Waits for GitHub's rate limit use up no attempt; they have this bound of their own
+# (with the backoff capped at 15 minutes, about a day).
+MAX_EFFECT_RATE_LIMIT_WAITS = 100
 # The proposal views being read for the effects performed together (see EffectRunner.perform).
 _views: ContextVar[dict[int, asyncio.Future] | None] = ContextVar("pinkflow_proposal_views", default=None)
 # The check run shows the newest entries of the audit trail that fit in GitHub's limit.
@@ -185,17 +188,23 @@ class EffectRunner:
                     handler = getattr(self, f"_{effect.kind}")
                     await handler(effect)
             except Exception as error:  # whatever happened, the outbox goes on
-                plan = plan_retry(error, attempt=effect.attempts)
+                failures = effect.attempts - effect.rate_limit_waits
+                plan = plan_retry(error, attempt=failures, rate_limit_waits=effect.rate_limit_waits)
                 if not isinstance(
                     error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure, PromotionError)
                 ):
                     log.exception("effect raised")
-                retried = plan.retry and effect.attempts < MAX_EFFECT_ATTEMPTS
+                if plan.rate_limited:
+                    retried = effect.rate_limit_waits < MAX_EFFECT_RATE_LIMIT_WAITS
+                else:
+                    retried = plan.retry and failures < MAX_EFFECT_ATTEMPTS
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="retried" if retried else "failed").inc()
                 if retried:
                     log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
                     async with write_transaction(self._sessions) as session:
-                        await outbox.retry_effect(session, effect, now=self._clock(), delay=plan.delay, error=plan.reason)
+                        await outbox.retry_effect(
+                            session, effect, now=self._clock(), delay=plan.delay, error=plan.reason, rate_limited=plan.rate_limited
+                        )
                 else:
                     log.warning("effect failed for good", extra={"error": plan.reason})
                     async with write_transaction(self._sessions) as session:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import aiohttp
 import gidgethub
 
-from .github.errors import GitHubRateLimited
+from .github.errors import MAX_SECONDARY_LIMIT_WAIT, SECONDARY_LIMIT_WAIT, GitHubRateLimited
 from .promotion.base import PromotionUnavailable
 
 # Statuses that say "not now" rather than "never".
@@ -22,6 +22,9 @@ class RetryPlan:
     retry: bool
     delay: timedelta
     reason: str
+    # A wait for GitHub's rate limit: it says nothing of whether the work can succeed,
+    # so it does not use up an attempt (rate limits have a bound of their own).
+    rate_limited: bool = False
 
 
 class PermanentFailure(Exception):
@@ -33,12 +36,36 @@ def backoff(attempt: int, *, base: float = 1.0, cap: float = 300.0) -> timedelta
     return timedelta(seconds=random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1))))
 
 
-def plan_retry(error: BaseException, *, attempt: int) -> RetryPlan:
+def secondary_limit_wait(earlier_waits: int) -> float:
+    """A secondary rate limit that names no time: a minute, doubled for each rate-limit
+    wait the same work had before, at most MAX_SECONDARY_LIMIT_WAIT."""
+    return min(MAX_SECONDARY_LIMIT_WAIT, SECONDARY_LIMIT_WAIT * 2 ** min(max(0, earlier_waits), 16))
+
+
+def rate_limit_of(error: BaseException) -> GitHubRateLimited | None:
+    """GitHub's rate limit behind the error, also when it was wrapped (a promotion provider's)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, GitHubRateLimited):
+            return error
+        seen.add(id(error))
+        error = error.__cause__
+    return None
+
+
+def plan_retry(error: BaseException, *, attempt: int, rate_limit_waits: int = 0) -> RetryPlan:
+    """`attempt` counts the attempts that were not rate-limit waits (this one included);
+    `rate_limit_waits` the waits for rate limits before this one."""
     description = f"{type(error).__name__}: {error}"[:2000]
-    if isinstance(error, GitHubRateLimited):
-        # Exactly as long as GitHub asked, plus a little so replicas do not return in step.
-        delay = timedelta(seconds=error.retry_after + random.uniform(0, 1))
-        return RetryPlan(True, delay, description)
+    limit = rate_limit_of(error)
+    if limit is not None:
+        if limit.wait_named:
+            # Exactly as long as GitHub asked, plus a little so replicas do not return in step.
+            delay = limit.retry_after + random.uniform(0, 1)
+        else:
+            wait = secondary_limit_wait(rate_limit_waits)
+            delay = wait + random.uniform(0, wait / 10)
+        return RetryPlan(True, timedelta(seconds=delay), description, rate_limited=True)
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, (int, float)) and retry_after >= 0:
         return RetryPlan(True, timedelta(seconds=retry_after + random.uniform(0, 1)), description)

@@ -242,11 +242,13 @@ class Worker:
                 log.warning("delivery was taken over by another worker; this attempt is dropped")
                 return "taken_over"
             except Exception as error:
-                plan = plan_retry(error, attempt=delivery.attempts)
+                plan = plan_retry(
+                    error, attempt=delivery.attempts - delivery.rate_limit_waits, rate_limit_waits=delivery.rate_limit_waits
+                )
                 log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
                 async with write_transaction(self._sessions) as session:
                     await inbox.fail_delivery(
                         session, seq=delivery.seq, now=self._clock(), error=plan.reason, retry_in=plan.delay,
-                        give_up=not plan.retry,
+                        give_up=not plan.retry, rate_limited=plan.rate_limited,
                     )
                 return "retried" if plan.retry else "failed"

@@ -7,9 +7,13 @@ from collections.abc import Mapping
 
 import gidgethub
 
-# GitHub's guidance for a secondary rate limit that names no time: wait at least a minute.
+# GitHub's guidance for a secondary rate limit that names no time: wait at least a minute,
+# and exponentially longer while it keeps failing (see `retries.secondary_limit_wait`).
 SECONDARY_LIMIT_WAIT = 60.0
+MAX_SECONDARY_LIMIT_WAIT = 900.0
 MAX_WAIT = 3600.0
+# The reason given when GitHub named no time to wait.
+SECONDARY_LIMIT = "secondary rate limit"
 
 
 class GitHubRateLimited(gidgethub.GitHubException):
@@ -20,6 +24,12 @@ class GitHubRateLimited(gidgethub.GitHubException):
         self.status = status
         self.retry_after = retry_after
         self.reason = reason
+
+    @property
+    def wait_named(self) -> bool:
+        """Whether GitHub said how long to wait (`Retry-After`, `X-RateLimit-Reset`); if not,
+        `retry_after` is only the first wait of a backoff."""
+        return self.reason != SECONDARY_LIMIT
 
 
 def rate_limit_wait(
@@ -42,5 +52,5 @@ def rate_limit_wait(
         except ValueError:
             pass
     if b"secondary rate limit" in body.lower() or status == 429:
-        return SECONDARY_LIMIT_WAIT, "secondary rate limit"
+        return SECONDARY_LIMIT_WAIT, SECONDARY_LIMIT
     return None

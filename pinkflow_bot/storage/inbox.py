@@ -20,6 +20,9 @@ from .models import Delivery, UTCDateTime
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# Waits for GitHub's rate limit are counted apart: with the backoff capped at 15 minutes,
+# this many cover about a day of GitHub saying "later".
+MAX_RATE_LIMIT_WAITS = 100
 
 
 def serial_key_for(event: str, payload: dict[str, Any]) -> str:
@@ -355,15 +358,27 @@ async def finish_delivery(session: AsyncSession, *, seq: int, attempt: int, now:
 
 
 async def fail_delivery(
-    session: AsyncSession, *, seq: int, now: datetime, error: str, retry_in: timedelta, give_up: bool = False
+    session: AsyncSession,
+    *,
+    seq: int,
+    now: datetime,
+    error: str,
+    retry_in: timedelta,
+    give_up: bool = False,
+    rate_limited: bool = False,
 ) -> None:
     """A failed attempt is retried later; after MAX_ATTEMPTS (or a failure that will not
-    heal) the delivery is parked as failed, with its error, for an operator to see."""
+    heal) the delivery is parked as failed, with its error, for an operator to see. An
+    attempt that met GitHub's rate limit (`rate_limited`) is not counted among them:
+    those have their own, much larger bound, MAX_RATE_LIMIT_WAITS."""
     delivery = await session.get(Delivery, seq)
     if delivery is None:
         return
     delivery.error = error[:2000]
-    if give_up or delivery.attempts >= MAX_ATTEMPTS:
+    if rate_limited:
+        delivery.rate_limit_waits += 1
+    failures = delivery.attempts - delivery.rate_limit_waits
+    if give_up or failures >= MAX_ATTEMPTS or delivery.rate_limit_waits > MAX_RATE_LIMIT_WAITS:
         delivery.status = "failed"
         delivery.lease_until = None
         delivery.processed_at = now

@@ -71,6 +71,8 @@ class Delivery(Base):
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many of the attempts ended waiting for GitHub's rate limit: they use up no attempt.
+    rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -204,6 +206,8 @@ class Effect(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many of the attempts ended waiting for GitHub's rate limit: they use up no attempt.
+    rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

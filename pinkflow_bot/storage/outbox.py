@@ -94,6 +94,7 @@ async def enqueue_effect(
         payload=payload or {},
         status="pending",
         attempts=0,
+        rate_limit_waits=0,
         not_before=now,
         created_at=now,
     )
@@ -198,11 +199,15 @@ async def complete_effect(session: AsyncSession, effect: Effect, *, now: datetim
     )
 
 
-async def retry_effect(session: AsyncSession, effect: Effect, *, now: datetime, delay: timedelta, error: str) -> None:
+async def retry_effect(
+    session: AsyncSession, effect: Effect, *, now: datetime, delay: timedelta, error: str, rate_limited: bool = False
+) -> None:
+    """Tried again after `delay`; a wait for GitHub's rate limit is counted apart from the attempts."""
+    waits = Effect.rate_limit_waits + 1 if rate_limited else Effect.rate_limit_waits
     await session.execute(
         update(Effect)
         .where(_still_ours(effect))
-        .values(status="pending", not_before=now + delay, lease_until=None, last_error=error[:2000])
+        .values(status="pending", not_before=now + delay, lease_until=None, last_error=error[:2000], rate_limit_waits=waits)
     )
 
 
