@@ -25,6 +25,7 @@ from .governance.decision import (
 )
 from .governance.durations import format_duration
 from .governance.permissions import Permission
+from .governance.render import escape_text
 from .governance.rules import Rules, is_production_environment, weight_for
 from .governance.tally import Ballot as CastBallot
 from .governance.tally import Choice, Tally, current_ballots, tally
@@ -682,7 +683,8 @@ class GovernanceService:
             return True  # held already; a second /hold changes nothing
         session.add(Hold(proposal_id=proposal.id, login=voter.login, reason=reason, held_at=now))
         session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="hold", detail=reason, at=now))
-        because = f": {reason}" if reason else ""
+        # Notes are shown as written: the reason is someone's text, so it is escaped here.
+        because = f": {escape_text(reason)}" if reason else ""
         await self._note(session, proposal, f"@{voter.login} put the promotion on hold{because}", now=now)
         return True
 

@@ -76,6 +76,14 @@ async def test_a_hold_blocks_promotion_whatever_the_tally_until_unhold(app, worl
     assert hold.detail == "waiting for the QA sign-off"
 
 
+async def test_a_hold_reason_is_shown_as_text_mentioning_nobody(app, world, vote):
+    await passed(app, vote)
+    await app.deliver(vote("/hold cc @octo-org/owners [Promote now](https://evil.example/x) <b>x</b>", "dan"))
+    shown = status_comment(world) + check_run(world)["output"]["summary"]
+    assert "cc @octo-org" not in shown and "[Promote now](https://evil.example/x)" not in shown and "<b>" not in shown
+    assert "Promote now" in status_comment(world)  # the words stay, as text
+
+
 async def test_a_counted_command_gets_no_reaction_and_a_comment_with_one_not_counted_gets_one_confused(app, world, vote):
     await open_proposal(app)
     approve = vote("/approve looks right on mobile", "ann")
