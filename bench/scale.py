@@ -121,6 +121,7 @@ class Dataset:
                 environment="Preview", state=state,
                 superseded_by=self.sha(i + 1) if state == "superseded" else None, rules=self.rules,
                 opened_at=opened, closes_at=closes, decided_at=None if state in ("voting", "passed") else closes,
+                revisit_at=closes if state in ("voting", "passed") else None,
                 check_run_id=10_000_000 + i, check_run_completed=state not in ("voting", "passed"), notes="[]",
             )
 

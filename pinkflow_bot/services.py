@@ -1175,6 +1175,10 @@ class GovernanceService:
 
     async def _settle(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
         """Brings the stored state in line with the tally; the one place a proposal is decided."""
+        await self._decide(session, proposal, now=now)
+        proposal.revisit_at = next_revisit(proposal, now=now)
+
+    async def _decide(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
         if proposal.state not in queries.OPEN_STATES:
             return
         current = await proposal_tally(session, proposal)
@@ -1293,12 +1297,15 @@ class GovernanceService:
             await self._enqueue_sync(session, proposal, now=now)
 
     async def close_due_proposals(self, *, limit: int = 100) -> int:
-        """Closes voting periods that have ended, including those that ended while the App was down."""
+        """Closes voting periods that have ended, including those that ended while the App was
+        down, and lets passed proposals whose minimum voting time has ended be promoted (on
+        their own, with `promote.auto`; the Promote button shows)."""
         now = self._clock()
         async with self._transaction(None) as session:
             due = await queries.due_proposals(session, now=now, limit=limit)
             for proposal in due:
                 await self._settle(session, proposal, now=now)
+                await self._enqueue_sync(session, proposal, now=now)  # time changed what it shows
             return len(due)
 
     async def _enqueue_sync(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
@@ -1398,6 +1405,15 @@ def _not_current(proposal: Proposal) -> str:
         newer = f" by {proposal.superseded_by[:7]}" if proposal.superseded_by else ""
         return f"not run: this proposal was superseded{newer}; the newer commit's preview opens the next vote"
     return f"not run: the proposal is {proposal.state}"
+
+
+def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:
+    """When time alone next changes what the open proposal shows or allows: the end of its
+    minimum voting time (if still ahead), else the end of its voting period."""
+    if proposal.state not in queries.OPEN_STATES or proposal.decided_at is not None:
+        return None
+    minimum_ends = proposal.opened_at + proposal_rules(proposal).min_voting_time
+    return minimum_ends if now < minimum_ends < proposal.closes_at else proposal.closes_at
 
 
 def _hold_refusal(proposal: Proposal, voter: Voter) -> str | None:

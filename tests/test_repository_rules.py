@@ -186,6 +186,36 @@ async def test_voting_period_and_min_voting_time(app, world, vote, clock):
     assert len(world.calls_for("repos/create-deployment")) == 1
 
 
+async def test_auto_promotion_waits_out_min_voting_time_then_goes_ahead_on_its_own(app, world, vote, clock):
+    set_rules(world, "voting_period: 2h\nmin_voting_time: 1h\nmin_votes: 1\npromote:\n  auto: true\n")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"))  # passes after 0 minutes
+    assert world.calls_for("repos/create-deployment") == []
+    assert world.check_run_actions[check_run(world)["id"]] == []  # no Promote button yet
+
+    clock.advance(minutes=59)
+    assert await app.runtime.service.close_due_proposals() == 0  # nothing changed by time yet
+    clock.advance(minutes=1)
+    assert await app.runtime.service.close_due_proposals() == 1
+    await app.drain()
+    assert len(world.calls_for("repos/create-deployment")) == 1
+    assert (await status(app))["status"] == "promoted"
+
+
+async def test_a_passed_vote_closes_at_the_end_of_its_period(app, world, vote, clock):
+    set_rules(world, "voting_period: 2h\nmin_votes: 1\n")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"))
+    assert "Voting closes in" in status_comment(world)
+    clock.advance(hours=2)
+    assert await app.runtime.service.close_due_proposals() == 1
+    await app.drain()
+    assert "Voting closes in" not in status_comment(world)
+    decisions = await audit(app, "decision: passed")  # as it passed, and as it closed
+    assert len(decisions) == 2 and max(decision.at for decision in decisions) == clock()
+    assert await app.runtime.service.close_due_proposals() == 0  # decided: never looked at again
+
+
 async def test_open_on_pull_request_puts_the_head_to_a_vote_without_a_preview(app, world):
     set_rules(world, "open_on: pull_request\n")
     await app.deliver(payloads.pull_request("opened", repo=REPO, number=PR, head_sha=SHA, author="alice"))

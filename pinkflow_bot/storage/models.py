@@ -137,6 +137,9 @@ class Proposal(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When time alone next changes what an open proposal shows or allows (its minimum voting
+    # time ending, its period closing); the sweeper looks again then. None once decided.
+    revisit_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     # GitHub does not reopen a completed check run: going back to voting needs a new one.
     check_run_completed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -152,7 +155,7 @@ class Proposal(Base):
 
     __table_args__ = (
         UniqueConstraint("repo_full_name", "pr_number", "head_sha"),
-        Index("ix_proposals_state_closes_at", "state", "closes_at"),
+        Index("ix_proposals_state_revisit_at", "state", "revisit_at"),
     )
 
 

@@ -158,11 +158,12 @@ async def promotion(session: AsyncSession, *, proposal_id: int) -> Promotion | N
 
 
 async def due_proposals(session: AsyncSession, *, now, limit: int = 100) -> list[Proposal]:
-    """Proposals whose voting period is over; another replica's sweep skips the ones taken here."""
+    """Open proposals that time has changed (see Proposal.revisit_at); another replica's
+    sweep skips the ones taken here."""
     rows = await session.scalars(
         select(Proposal)
-        .where(Proposal.state == "voting", Proposal.closes_at <= now)
-        .order_by(Proposal.closes_at)
+        .where(Proposal.state.in_(OPEN_STATES), Proposal.revisit_at <= now)
+        .order_by(Proposal.revisit_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
