@@ -495,6 +495,7 @@ class GovernanceService:
         detail = f"{CONFIG_PATH} is usable again; voting is open until {proposal.closes_at:%Y-%m-%d %H:%M} UTC"
         session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="configuration fixed", detail=detail, at=now))
         await self._enqueue_health_check(session, proposal, now=now)
+        await self._settle(session, proposal, now=now)
         await self._enqueue_sync(session, proposal, now=now)
         return True
 
@@ -1181,6 +1182,10 @@ class GovernanceService:
     async def _decide(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
         if proposal.state not in queries.OPEN_STATES:
             return
+        if proposal.config_problems:
+            # Nothing is decided under rules nobody can read: it stays open, failing, until the
+            # file is fixed, and its voting period starts then.
+            return
         current = await proposal_tally(session, proposal)
         outcome = decide(current, now=now, closes_at=proposal.closes_at)
         closed = now >= proposal.closes_at
@@ -1410,8 +1415,8 @@ def _not_current(proposal: Proposal) -> str:
 def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:
     """When time alone next changes what the open proposal shows or allows: the end of its
     minimum voting time (if still ahead), else the end of its voting period."""
-    if proposal.state not in queries.OPEN_STATES or proposal.decided_at is not None:
-        return None
+    if proposal.state not in queries.OPEN_STATES or proposal.decided_at is not None or proposal.config_problems:
+        return None  # decided, or waiting for its rules file to be fixed
     minimum_ends = proposal.opened_at + proposal_rules(proposal).min_voting_time
     return minimum_ends if now < minimum_ends < proposal.closes_at else proposal.closes_at
 

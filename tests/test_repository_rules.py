@@ -137,6 +137,21 @@ async def test_status_takes_up_a_file_fixed_without_a_push_being_seen(app, world
     assert (await status(app))["votes"]["isApproved"] is True
 
 
+async def test_a_file_broken_past_the_voting_period_keeps_the_vote_open_until_it_is_fixed(app, world, vote, clock):
+    set_rules(world, BROKEN)
+    await open_proposal(app)
+    clock.advance(hours=30)  # past the 24 h voting period, still broken
+    assert await app.runtime.service.close_due_proposals() == 0
+    assert (await status(app))["status"] == "voting"
+    assert check_run(world)["conclusion"] == "failure"  # still saying what is wrong
+
+    set_rules(world, "min_votes: 1\n")
+    await app.deliver(vote("/status", "rita"))
+    await app.deliver(vote("/approve", "dan"))
+    assert (await status(app))["status"] == "passed"
+    assert "Voting ended before its deadline" not in status_comment(world)
+
+
 # --- Kept, and refreshed by a push -----------------------------------------------------------
 
 
