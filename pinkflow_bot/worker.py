@@ -247,8 +247,11 @@ class Worker:
                 )
                 log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
                 async with write_transaction(self._sessions) as session:
-                    await inbox.fail_delivery(
-                        session, seq=delivery.seq, now=self._clock(), error=plan.reason, retry_in=plan.delay,
-                        give_up=not plan.retry, rate_limited=plan.rate_limited,
+                    held = await inbox.fail_delivery(
+                        session, seq=delivery.seq, attempt=delivery.attempts, now=self._clock(), error=plan.reason,
+                        retry_in=plan.delay, give_up=not plan.retry, rate_limited=plan.rate_limited,
                     )
+                if not held:
+                    log.warning("delivery was taken over by another worker; this attempt's failure is dropped")
+                    return "taken_over"
                 return "retried" if plan.retry else "failed"

@@ -122,3 +122,36 @@ async def test_a_failing_handler_is_retried_then_parked_without_blocking_others(
     assert statuses == [("octo/shop#1", "failed", inbox.MAX_ATTEMPTS), ("octo/shop#2", "done", 1)]
     assert calls.count(1) == inbox.MAX_ATTEMPTS and calls.count(2) == 1
     assert "handler bug" in rows["octo/shop#1"].error
+
+
+def worker_for(sessions, router: routing.Router, clock: Clock) -> Worker:
+    service = GovernanceService(sessions=sessions, settings=Settings.load({}, env_file=None), clock=clock)
+    return Worker(sessions=sessions, service=service, github=None, router=router, clock=clock, lease=LEASE)
+
+
+async def test_a_late_failure_of_an_attempt_that_was_taken_over_changes_nothing(sessions):
+    """Attempt 1 outlasts its lease; another worker takes the delivery over and finishes it;
+    then attempt 1 fails. The delivery stays done: it is not run a third time, nor parked."""
+    clock = Clock()
+    attempts: list[int] = []
+    router = routing.Router()
+    replicas: list[Worker] = []
+
+    @router.register("issue_comment", action="created")
+    async def slow_then_broken(event, gh, ctx):
+        attempts.append(ctx.delivery.attempt)
+        if ctx.delivery.attempt == 1:
+            clock.advance(seconds=LEASE.total_seconds() + 1)
+            assert await replicas[1].process_next_delivery()  # the other worker's attempt 2
+            raise RuntimeError("attempt 1 fails late")
+
+    replicas.extend([worker_for(sessions, router, clock), worker_for(sessions, router, clock)])
+    await store(sessions, comment_on(1), at=clock())
+    assert await replicas[0].process_next_delivery()
+    clock.advance(minutes=30)
+    for replica in replicas:
+        assert not await replica.process_next_delivery()
+    async with sessions() as session:
+        [row] = await session.scalars(select(Delivery))
+    assert (row.status, row.attempts, row.error) == ("done", 2, None)
+    assert attempts == [1, 2]

@@ -361,19 +361,28 @@ async def fail_delivery(
     session: AsyncSession,
     *,
     seq: int,
+    attempt: int,
     now: datetime,
     error: str,
     retry_in: timedelta,
     give_up: bool = False,
     rate_limited: bool = False,
-) -> None:
+) -> bool:
     """A failed attempt is retried later; after MAX_ATTEMPTS (or a failure that will not
     heal) the delivery is parked as failed, with its error, for an operator to see. An
     attempt that met GitHub's rate limit (`rate_limited`) is not counted among them:
-    those have their own, much larger bound, MAX_RATE_LIMIT_WAITS."""
-    delivery = await session.get(Delivery, seq)
+    those have their own, much larger bound, MAX_RATE_LIMIT_WAITS.
+
+    `attempt` fences off a worker whose lease lapsed, as in `finish_delivery`: once another
+    worker has taken the delivery over (and perhaps finished it), this attempt's failure
+    changes nothing. False then."""
+    delivery = await session.scalar(
+        select(Delivery)
+        .where(Delivery.seq == seq, Delivery.status == "processing", Delivery.attempts == attempt)
+        .with_for_update()
+    )
     if delivery is None:
-        return
+        return False
     delivery.error = error[:2000]
     if rate_limited:
         delivery.rate_limit_waits += 1
@@ -386,6 +395,7 @@ async def fail_delivery(
         delivery.status = "processing"
         # Keeping the lease until the retry time holds back later deliveries of the same pull request.
         delivery.lease_until = now + retry_in
+    return True
 
 
 async def backlog(session: AsyncSession) -> tuple[int, datetime | None, int]:
