@@ -155,3 +155,25 @@ async def test_a_late_failure_of_an_attempt_that_was_taken_over_changes_nothing(
         [row] = await session.scalars(select(Delivery))
     assert (row.status, row.attempts, row.error) == ("done", 2, None)
     assert attempts == [1, 2]
+
+
+async def test_a_delivery_due_for_its_retry_holds_back_its_pull_request_while_it_is_claimed_again(sessions, database_url):
+    now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    first, second, other = comment_on(1), comment_on(1, "/reject"), comment_on(2)
+    for delivery in (first, second, other):
+        await store(sessions, delivery, at=now)
+    a = await claim(sessions, now)
+    async with sessions() as session, session.begin():
+        await inbox.fail_delivery(session, seq=a.seq, attempt=a.attempts, now=now, error="502", retry_in=timedelta(minutes=1))
+    assert (await claim(sessions, now)).delivery_id == other.delivery_id
+    # The retry is due (its lease has lapsed). Two claimers at once, replicas or one worker's
+    # loops: the first takes the retry and has not committed it yet when the second looks.
+    due = now + timedelta(minutes=2)
+    async with sessions() as session, session.begin():
+        retried = await inbox.claim_next_delivery(session, now=due, lease=LEASE)
+        assert (retried.delivery_id, retried.attempts) == (first.delivery_id, 2)
+        if not database_url.startswith("sqlite"):  # SQLite has one writer: its claims never overlap
+            assert await claim(sessions, due) is None
+    assert await claim(sessions, due) is None
+    await finish(sessions, retried, due)
+    assert (await claim(sessions, due)).delivery_id == second.delivery_id

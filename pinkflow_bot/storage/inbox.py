@@ -300,14 +300,21 @@ _NEW_LEASE_UNTIL = bindparam("new_lease_until", type_=UTCDateTime())
 
 def _claimable():
     """Deliveries ready to claim, oldest first: pending (or with a lapsed lease), and with
-    nothing older of their pull request pending or in hand."""
+    nothing older of their pull request still to handle, nor anything of it in hand.
+
+    An older one blocks whatever its lease: one waiting for its retry, or held by a worker
+    that died, is claimed again first. Seen only by its lease, it would let a claimer that
+    passes over it (SKIP LOCKED, while another claims it) take a newer one alongside it.
+    One in hand under a live lease blocks even an older one: on PostgreSQL a `seq` can
+    commit after a higher one was claimed. Neither waits for ever: the newer one's lease
+    lapses, and then only the older one is ready."""
     other = aliased(Delivery)
     blocked = exists().where(
         and_(
             other.serial_key == Delivery.serial_key,
             other.seq != Delivery.seq,
             ((other.status == "processing") & (other.lease_until > _NOW))
-            | ((other.status == "pending") & (other.seq < Delivery.seq)),
+            | (other.status.in_(("pending", "processing")) & (other.seq < Delivery.seq)),
         )
     )
     return select(Delivery.seq).where(_ready(), ~blocked).order_by(Delivery.seq)
