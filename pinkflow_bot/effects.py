@@ -473,6 +473,7 @@ class EffectRunner:
         repo_full_name, number = effect.payload["repo"], effect.payload["number"]
         owner, repo = repo_full_name.split("/", 1)
         gh = await self._client(effect)
+        read_at = self._clock()  # what the App learns of the pull request after this is newer
         pull = await gh.getitem(f"/repos/{owner}/{repo}/pulls/{number}")
         facts = PullRequestFacts(number=number, head_sha=pull["head"]["sha"], author=pull["user"]["login"])
         # Read again, not from the copy kept for a minute: `/status` is how a fixed file is taken up.
@@ -481,7 +482,10 @@ class EffectRunner:
             gh, repo_full_name=repo_full_name, default_branch=pull["base"]["repo"].get("default_branch")
         )
         if pull["state"] == "open":
-            await self._open_missed_proposal(gh, effect, pull, facts, lookup)
+            await self._open_missed_proposal(gh, effect, pull, facts, lookup, read_at=read_at)
+        async with self._sessions() as session:
+            current = await queries.current_proposal(session, repo_full_name=repo_full_name, pr_number=number)
+        weighed_teams = proposal_rules(current).team_weights if current is not None else {}
         comments = []
         async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"):
             commands = tuple(c for c in parse_commands(comment.get("body")) if c.kind in VOTE_CHOICES)
@@ -492,13 +496,16 @@ class EffectRunner:
             permission = Permission.NONE if bot else await self._github.permission(
                 gh, repo_full_name=repo_full_name, login=user["login"], installation_id=effect.installation_id
             )
+            # Weighed as a vote arriving by webhook is: by role, and by the teams the rules name.
+            teams = () if bot else await self._github.teams_of(gh, login=user["login"], teams=weighed_teams)
             comments.append(
                 CommentFacts(
                     comment_id=comment["id"],
                     created_at=datetime.fromisoformat(comment["created_at"].replace("Z", "+00:00")),
-                    voter=Voter(login=user["login"], is_bot=bot, permission=permission),
+                    voter=Voter(login=user["login"], is_bot=bot, permission=permission, teams=teams),
                     author_is_bot=bot,
                     commands=commands,
+                    edited=comment.get("updated_at") not in (None, comment.get("created_at")),
                 )
             )
         await self._service.apply_rebuild(
@@ -508,9 +515,12 @@ class EffectRunner:
             pull_state=pull["state"],
             comments=comments,
             lookup=lookup,
+            read_at=read_at,
         )
 
-    async def _open_missed_proposal(self, gh, effect: Effect, pull: dict[str, Any], facts: PullRequestFacts, lookup) -> None:
+    async def _open_missed_proposal(
+        self, gh, effect: Effect, pull: dict[str, Any], facts: PullRequestFacts, lookup, *, read_at: datetime
+    ) -> None:
         repo_full_name = effect.payload["repo"]
         async with self._sessions() as session:
             existing = await queries.proposal_at(
@@ -534,6 +544,7 @@ class EffectRunner:
                     preview_url=statuses[0].get("environment_url") or statuses[0].get("target_url") or None,
                     environment=deployment.get("environment"),
                     lookup=lookup,
+                    as_of=read_at,
                 )
                 return
         if lookup.rules.open_on == "pull_request":
@@ -548,4 +559,5 @@ class EffectRunner:
                 preview_url=None,
                 environment=None,
                 lookup=lookup,
+                as_of=read_at,
             )

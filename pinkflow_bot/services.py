@@ -106,6 +106,7 @@ class CommentFacts:
     voter: Voter
     author_is_bot: bool
     commands: tuple[Command, ...]
+    edited: bool = False  # changed since it was written: by whom, GitHub's list does not say
 
 
 @dataclass(frozen=True)
@@ -305,13 +306,17 @@ class GovernanceService:
         preview_url: str | None,
         environment: str | None,
         lookup: RulesLookup,
+        as_of: datetime | None = None,
     ) -> int | None:
         """Puts the preview at the pull request's head to a vote under the rules `lookup` found
         (or, when the file is unusable, opens it failing until the file is fixed); a repeated
-        success updates it."""
+        success updates it. `as_of`: when `pull` was read from GitHub; if a delivery told the
+        App more about the pull request since, `pull` is out of date and nothing is opened."""
         now = self._clock()
         async with self._transaction(delivery) as session:
             stored_pull = await queries.pull_request(session, repo_full_name=repo_full_name, number=pull.number)
+            if _newer_than(stored_pull, as_of):
+                return None
             if stored_pull is None:
                 stored_pull = PullRequest(repo_full_name=repo_full_name, number=pull.number, status_comment_id=None)
                 session.add(stored_pull)
@@ -1252,23 +1257,30 @@ class GovernanceService:
         pull_state: str,
         comments: Sequence[CommentFacts],
         lookup: RulesLookup | None = None,
+        read_at: datetime | None = None,
     ) -> None:
         """Brings the stored proposal in line with what GitHub shows: the pull request's head
         and state, the repository's rules file if it was unusable, the preview's health, and
-        votes from comments whose webhooks never arrived. Idempotent."""
+        votes from comments whose webhooks never arrived. Idempotent. When a delivery told
+        the App about the pull request after `read_at` (the read), the head and state read
+        are out of date and are left alone.
+
+        A comment edited since it was written is not read for votes: GitHub's list does not
+        say who edited it, and only its author's edits count (they arrive as webhooks)."""
         now = self._clock()
         async with self._transaction(None) as session:
             stored = await queries.pull_request(session, repo_full_name=repo_full_name, number=pull.number)
-            if stored is None:
-                stored = PullRequest(repo_full_name=repo_full_name, number=pull.number, status_comment_id=None)
-                session.add(stored)
-            stored.installation_id, stored.head_sha, stored.author = installation_id, pull.head_sha, pull.author
-            stored.state, stored.updated_at = pull_state, now
-            for proposal in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
-                if pull_state != "open":
-                    await self._end(session, proposal, state="cancelled", actor="pinkflow", detail="pull request closed", now=now)
-                elif proposal.head_sha != pull.head_sha:
-                    await self._supersede(session, proposal, by=pull.head_sha, actor="pinkflow", now=now)
+            if not _newer_than(stored, read_at):
+                if stored is None:
+                    stored = PullRequest(repo_full_name=repo_full_name, number=pull.number, status_comment_id=None)
+                    session.add(stored)
+                stored.installation_id, stored.head_sha, stored.author = installation_id, pull.head_sha, pull.author
+                stored.state, stored.updated_at = pull_state, now
+                for proposal in await queries.open_proposals_of_pull(session, repo_full_name=repo_full_name, pr_number=pull.number):
+                    if pull_state != "open":
+                        await self._end(session, proposal, state="cancelled", actor="pinkflow", detail="pull request closed", now=now)
+                    elif proposal.head_sha != pull.head_sha:
+                        await self._supersede(session, proposal, by=pull.head_sha, actor="pinkflow", now=now)
             proposal = await queries.current_proposal(
                 session, repo_full_name=repo_full_name, pr_number=pull.number, for_update=True
             )
@@ -1284,6 +1296,8 @@ class GovernanceService:
                     continue
                 # A comment already counted, or older than one that was, changes nothing.
                 if comment.comment_id <= latest_comment.get(comment.voter.login.lower(), 0):
+                    continue
+                if comment.edited:
                     continue
                 votes = [c for c in comment.commands if c.kind in VOTE_CHOICES]
                 accepted = [
@@ -1410,6 +1424,11 @@ def _not_current(proposal: Proposal) -> str:
         newer = f" by {proposal.superseded_by[:7]}" if proposal.superseded_by else ""
         return f"not run: this proposal was superseded{newer}; the newer commit's preview opens the next vote"
     return f"not run: the proposal is {proposal.state}"
+
+
+def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:
+    """Whether the stored pull request was updated by a delivery after GitHub was read."""
+    return pull is not None and read_at is not None and pull.updated_at is not None and pull.updated_at > read_at
 
 
 def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:

@@ -104,3 +104,41 @@ async def test_rerun_notices_a_push_whose_webhook_was_lost(app, world):
     old = newest_run(world, SHA)
     assert (old["status"], old["conclusion"]) == ("completed", "neutral")
     assert NEW_SHA in old["output"]["summary"] + old["output"]["title"] + old["output"].get("text", "")
+
+
+async def test_status_does_not_read_a_vote_from_a_comment_edited_after_it_was_written(app, world):
+    """GitHub's list does not say who edited a comment: an admin turning someone's words
+    into a command must not cast a vote in their name."""
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=900))
+    words = never_delivered(world, "looks fine to me", "dan")
+    words.update(body="/approve", updated_at="2099-01-01T00:00:00Z")  # edited, by someone
+    await app.deliver(delivered(world, "/status", "max"))
+    assert (await votes(app))["total"] == 0
+
+
+async def test_a_recovered_vote_weighs_what_it_would_have_by_webhook_team_weights_included(app, world):
+    world.set_file(REPO, ".github/pinkflow.yml", 'voters:\n  teams: {"octo-org/release": 5}\n')
+    world.add_team_member("octo-org", "release", "dan")
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=900))
+    never_delivered(world, "/approve", "dan")
+    await app.deliver(delivered(world, "/status", "max"))
+    assert (await votes(app))["approveWeight"] == 5  # write (1), release team (5): the higher
+
+
+async def test_a_rebuild_that_read_github_before_a_push_was_heard_leaves_the_newer_head_alone(app, world):
+    from pinkflow_bot.services import PullRequestFacts
+
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=900))
+    read_at = app.runtime.clock()  # the rebuild reads the pull request: head SHA
+    app.runtime.clock.advance(seconds=1)
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.deliver(
+        payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"),
+        payloads.preview_ready(repo=REPO, sha=NEW_SHA, deployment_id=901),
+    )
+    await app.runtime.service.apply_rebuild(
+        installation_id=1, repo_full_name=REPO, pull=PullRequestFacts(number=PR, head_sha=SHA, author="alice"),
+        pull_state="open", comments=(), read_at=read_at,
+    )
+    response = await app.client.get("/api/deployments/status", params={"deploymentId": "901"})
+    assert (await response.json())["deployment"]["status"] == "voting"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 from typing import Callable
 
@@ -250,6 +250,15 @@ class GitHubApp:
             for entry in page
             if isinstance(entry, dict) and isinstance(entry.get("login"), str)
         }
+
+    async def teams_of(self, gh: gidgethub.aiohttp.GitHubAPI, *, login: str, teams: Iterable[str]) -> tuple[str, ...]:
+        """Which of the `org/slug` teams (those the rules weigh) the person is an active member of."""
+        found = []
+        for team in sorted(teams):
+            org, _, slug = team.partition("/")
+            if await self.team_member(gh, org=org, team_slug=slug, login=login):
+                found.append(team)
+        return tuple(found)
 
     async def team_member(self, gh: gidgethub.aiohttp.GitHubAPI, *, org: str, team_slug: str, login: str) -> bool:
         """Whether the person is an active (not merely invited) member of the team."""

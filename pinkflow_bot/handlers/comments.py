@@ -101,13 +101,10 @@ async def _voter(event: sansio.Event, gh, ctx: HandlerContext, *, login: str, co
         return Voter(login=login, is_bot=False, permission=Permission.NONE)
     repo = repo_full_name(event.data)
     permission = await ctx.github.permission(gh, repo_full_name=repo, login=login, installation_id=ctx.installation_id)
-    teams: list[str] = []
+    teams: tuple[str, ...] = ()
     if any(command.kind in VOTE_CHOICES for command in commands):
         async with ctx.service.read() as session:
             proposal = await queries.current_proposal(session, repo_full_name=repo, pr_number=event.data["issue"]["number"])
         configured = proposal_rules(proposal).team_weights if proposal is not None else {}
-        for team in sorted(configured):
-            org, _, slug = team.partition("/")
-            if await ctx.github.team_member(gh, org=org, team_slug=slug, login=login):
-                teams.append(team)
-    return Voter(login=login, is_bot=False, permission=permission, teams=tuple(teams))
+        teams = await ctx.github.teams_of(gh, login=login, teams=configured)
+    return Voter(login=login, is_bot=False, permission=permission, teams=teams)
