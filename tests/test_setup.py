@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
@@ -287,3 +288,81 @@ async def test_an_existing_env_file_gets_mode_0600_even_when_it_was_readable(unr
     assert response.status == 302
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert env_file.read_text().startswith("PORT=3000\n")
+
+
+async def test_once_another_process_registered_the_setup_flow_is_closed_here_too(unregistered, fake_github, env_file):
+    """Two web processes share one .env: a registration finished through the other one
+    closes this one's setup page and callback, so nobody can overwrite the credentials."""
+    client, runtime = unregistered
+    form, _ = await start_registration(client)  # started here before the other process finished
+    written = {"APP_ID": "777", "PRIVATE_KEY": "kept", "WEBHOOK_SECRET": "kept"}
+    env_file.write_text("".join(f'{key}="{value}"\n' for key, value in written.items()))  # by the other process
+    page = await client.get("/setup")
+    assert "Set up pinkflow-bot" not in await page.text()
+    fake_github.add_manifest_code("stranger-code")
+    response = await client.get("/setup/callback", params={"code": "stranger-code", "state": state_of(form)}, allow_redirects=False)
+    assert response.status == 400
+    assert "already set up" in await response.text()
+    assert dotenv_values(env_file) == written
+    assert fake_github.calls_for("apps/create-from-manifest") == []
+    assert not runtime.settings.configured
+
+
+class Browser:
+    """Another browser on the same server: its own cookies."""
+
+    def __init__(self, client: TestClient) -> None:
+        self._client = client
+        self.session = aiohttp.ClientSession()
+
+    async def get(self, path: str, **kwargs):
+        return await self.session.get(self._client.make_url(path), **kwargs)
+
+
+async def test_two_callbacks_at_once_register_one_app(unregistered, fake_github, env_file):
+    client, runtime = unregistered
+    first, _ = await start_registration(client)
+    other = Browser(client)
+    try:
+        page = await other.get("/setup")
+        second = Forms(await page.text()).posting()
+        fake_github.add_manifest_code("code-one")
+        fake_github.add_manifest_code("code-two")
+        answers = await asyncio.gather(
+            client.get("/setup/callback", params={"code": "code-one", "state": state_of(first)}, allow_redirects=False),
+            other.get("/setup/callback", params={"code": "code-two", "state": state_of(second)}, allow_redirects=False),
+        )
+        assert sorted(answer.status for answer in answers) == [302, 400]
+        assert len(fake_github.calls_for("apps/create-from-manifest")) == 1
+        assert dotenv_values(env_file)["APP_ID"] == runtime.settings.app_id
+    finally:
+        await other.session.close()
+
+
+async def test_reloading_the_setup_page_many_times_does_not_cancel_someone_elses_registration(unregistered, fake_github):
+    client, _ = unregistered
+    form, _ = await start_registration(client)
+    stranger = Browser(client)
+    try:
+        for _ in range(300):
+            assert (await stranger.get("/setup")).status == 200
+    finally:
+        await stranger.session.close()
+    fake_github.add_manifest_code("c0de")
+    response = await client.get("/setup/callback", params={"code": "c0de", "state": state_of(form)}, allow_redirects=False)
+    assert response.status == 302
+
+
+async def test_a_state_works_once_and_not_after_it_expires():
+    from pinkflow_bot.web.setup import PendingStates
+
+    now = [1_000_000.0]
+    states = PendingStates(lifetime=60, clock=lambda: now[0])
+    state = states.issue()
+    assert states.redeem(state) and not states.redeem(state)
+    later = states.issue()
+    now[0] += 61
+    assert not states.redeem(later)
+    forged = later.rsplit(".", 2)[0] + f".{int(now[0]) + 600}." + later.rsplit(".", 1)[1]
+    assert not states.redeem(forged)  # a later expiry written in does not match the signature
+    assert not PendingStates().redeem(states.issue())  # another process's key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -42,5 +43,6 @@ def create_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/api/stats", proposals_api.statistics)
     app.router.add_get("/api/openapi.json", proposals_api.openapi_description)
     app[setup.PENDING_STATES] = setup.PendingStates()
+    app[setup.REGISTRATION_LOCK] = asyncio.Lock()
     app[clients.RATE_LIMITER] = clients.SlidingWindowLimiter()
     return app

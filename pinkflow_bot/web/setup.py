@@ -10,14 +10,20 @@ remembered here for a while and in a cookie, and good for one callback only.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import secrets
 import time
+import contextlib
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,6 +33,7 @@ import gidgethub
 import gidgethub.aiohttp
 import yaml
 from aiohttp import web
+from dotenv import dotenv_values
 
 from ..logs import register_secrets
 from ..settings import Settings
@@ -39,44 +46,54 @@ MANIFEST_PATH = Path(__file__).resolve().parents[2] / "app-manifest.yml"
 STATE_COOKIE = "pinkflow_setup_state"
 # GitHub's code lives an hour; a registration that takes longer starts again.
 STATE_LIFETIME_SECONDS = 3600
-MAX_PENDING_STATES = 256
+MAX_PENDING_STATES = 4096
 _ORGANIZATION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 API_VERSION = "2022-11-28"
 
 
 class PendingStates:
-    """States handed out by the setup page and not used yet: bounded, expiring, single use."""
+    """States handed out by the setup page: signed with a key of this process and carrying
+    their expiry, so that nothing is kept per page view (reloading the page many times
+    pushes nobody else's registration out), and good for one callback only."""
 
     def __init__(
-        self, *, lifetime: float = STATE_LIFETIME_SECONDS, capacity: int = MAX_PENDING_STATES, clock=time.monotonic
+        self, *, lifetime: float = STATE_LIFETIME_SECONDS, capacity: int = MAX_PENDING_STATES, clock=time.time
     ) -> None:
         self._lifetime = lifetime
-        self._capacity = capacity
         self._clock = clock
-        self._expiry: OrderedDict[str, float] = OrderedDict()
+        self._key = secrets.token_bytes(32)
+        # Redeemed states, until they would have expired anyway; the oldest go first when full.
+        self._redeemed: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
 
     def issue(self) -> str:
-        self._forget_expired()
-        while len(self._expiry) >= self._capacity:
-            # Someone reloading the page many times only pushes out their own oldest states.
-            self._expiry.popitem(last=False)
-        state = secrets.token_urlsafe(24)
-        self._expiry[state] = self._clock() + self._lifetime
-        return state
+        expires = int(self._clock() + self._lifetime)
+        body = f"{secrets.token_urlsafe(18)}.{expires}"
+        return f"{body}.{self._sign(body)}"
 
     def redeem(self, state: str) -> bool:
-        """True once for a state that was issued and has not expired."""
-        expires = self._expiry.pop(state, None)
-        return expires is not None and self._clock() < expires
-
-    def _forget_expired(self) -> None:
+        """True once for a state issued here that has not expired."""
+        body, _, signature = state.rpartition(".")
+        _, _, expires = body.rpartition(".")
+        if not body or not expires.isdigit() or not hmac.compare_digest(self._sign(body).encode(), signature.encode()):
+            return False
         now = self._clock()
-        for state in [s for s, expires in self._expiry.items() if expires <= now]:
-            del self._expiry[state]
+        if now >= int(expires) or state in self._redeemed:
+            return False
+        for old in [s for s, until in self._redeemed.items() if until <= now]:
+            del self._redeemed[old]
+        while len(self._redeemed) >= self._capacity:
+            self._redeemed.popitem(last=False)
+        self._redeemed[state] = int(expires)
+        return True
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 PENDING_STATES = web.AppKey("setup_pending_states", PendingStates)
+REGISTRATION_LOCK = web.AppKey("setup_registration_lock", asyncio.Lock)
 
 
 # --- The manifest -------------------------------------------------------------------
@@ -110,6 +127,48 @@ def _origin(url: str) -> str:
 
 def env_file_path(settings: Settings) -> Path:
     return settings.env_file if settings.env_file is not None else Path(".env")
+
+
+def registered(settings: Settings) -> bool:
+    """Whether this process, or another one sharing its `.env` file, has App credentials:
+    after one registration the setup flow is closed to everyone, whichever process serves it."""
+    if settings.configured:
+        return True
+    path = env_file_path(settings)
+    try:
+        stored = dotenv_values(path) if path.exists() else {}
+    except (OSError, UnicodeDecodeError):
+        return False
+    has = lambda *names: any((stored.get(name) or "").strip() for name in names)  # noqa: E731
+    return has("APP_ID") and has("WEBHOOK_SECRET") and has("PRIVATE_KEY", "PRIVATE_KEY_PATH")
+
+
+@contextlib.asynccontextmanager
+async def _registration_lock(path: Path, *, wait_seconds: float = 60.0) -> AsyncIterator[str | None]:
+    """One registration at a time for every process writing this `.env` file. Yields None
+    when it holds the lock, else why not."""
+    folder = path.parent.resolve()
+    try:
+        # The folder holding the file is what is locked: no lock file is left beside `.env`.
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as error:
+        log.error("could not lock %s for the registration: %s", folder, error.strerror)
+        yield f"The folder of {path.name} could not be opened; check its permissions."
+        return
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    yield "Another registration is under way; try the link again in a minute."
+                    return
+                await asyncio.sleep(0.1)  # never blocking the event loop while another process registers
+        yield None
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 # --- The .env file ------------------------------------------------------------------
@@ -184,7 +243,7 @@ async def exchange_code(settings: Settings, *, code: str) -> dict[str, Any]:
 
 async def setup_page(request: web.Request) -> web.Response:
     settings = request.app[RUNTIME].settings
-    if settings.configured:
+    if registered(settings):
         return render("setup.html", title="pinkflow-bot is set up", configured=True, app_id=settings.app_id)
 
     organization = request.query.get("organization", "").strip()
@@ -244,9 +303,18 @@ async def setup_callback(request: web.Request) -> web.Response:
         )
     if not _CODE.fullmatch(code):
         return _refused("GitHub sent no registration code", "The link has no code to finish the registration with.")
-    if runtime.settings.configured:
-        return _refused("pinkflow-bot is already set up", "This server already has GitHub App credentials.")
+    path = env_file_path(runtime.settings)
+    # Held from the check to the write, in this process and across the processes sharing
+    # the file: a second callback finds the first one's credentials and stops.
+    async with request.app[REGISTRATION_LOCK], _registration_lock(path) as problem:
+        if problem is not None:
+            return error_page(503, "The registration could not start", problem)
+        return await _register(runtime, code=code, path=path)
 
+
+async def _register(runtime, *, code: str, path: Path) -> web.Response:
+    if registered(runtime.settings):
+        return _refused("pinkflow-bot is already set up", "This server already has GitHub App credentials.")
     try:
         credentials = await exchange_code(runtime.settings, code=code)
     except RegistrationRefused as refusal:
@@ -269,7 +337,6 @@ async def setup_callback(request: web.Request) -> web.Response:
         "GITHUB_CLIENT_SECRET": str(credentials.get("client_secret") or ""),
     }
     register_secrets(pem, values["WEBHOOK_SECRET"], values["GITHUB_CLIENT_SECRET"])
-    path = env_file_path(runtime.settings)
     try:
         write_env_file(path, values)
     except OSError as error:
