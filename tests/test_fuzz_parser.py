@@ -79,6 +79,13 @@ def test_commands_hidden_in_code_quotes_or_comments_never_count(commands, prose)
         "\n".join(f"see `x` {line.lstrip()}" for line in lines),  # not at the start of the line
         f"```\n{inner}",  # a fence never closed hides the rest of the comment
         f"<!-- {inner}",
+        # A fence that opens a list item holds code down to its closing fence, or the item's end.
+        "- ```\n" + "\n".join(f"  {line.lstrip()}" for line in lines) + "\n  ```",
+        "* ~~~ yaml\n" + "\n".join(f"   {line.lstrip()}" for line in lines) + "\n  ~~~",
+        "1. ```\n" + "\n".join(f"   {line.lstrip()}" for line in lines) + "\n   ```",
+        "- item\n2) ~~~\n" + "\n".join(f"   {line.lstrip()}" for line in lines) + "\n   ~~~",  # a list after a list
+        "- item\n\n  ```\n" + "\n".join(f"  {line.lstrip()}" for line in lines) + "\n  ```",
+        "- ```\n" + "\n".join(f"  {line.lstrip()}" for line in lines),
     ]
     for body in hidden:
         text = "\n\n".join([*prose, body])

@@ -3,13 +3,16 @@
 A command is a line that starts (after at most three spaces) with `/` and a known
 command word. Before looking, everything a reader does not see as plain text is set
 aside, so that quoting, documenting or hiding a command never votes: fenced and
-indented code blocks, inline code, `>` quotes and HTML comments.
+indented code blocks, inline code, `>` quotes and HTML comments. Blocks are found as
+GitHub's CommonMark finds them, list items included: "- ```" opens a fence in an item.
 """
 
 from __future__ import annotations
 
+import bisect
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 MAX_REASON_LENGTH = 500
@@ -73,9 +76,14 @@ Counted commands show in the status comment and check run; a 😕 reaction means
 
 # --- Finding the text a reader sees -------------------------------------------------
 
-_FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-_FENCE_CLOSE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[ \t]*$")
-_QUOTE = re.compile(r"^ {0,3}>")
+# A line opens list items with markers ("- ", "1. ", "* 1) "), and may open a fence right
+# after them ("- ```"): what the fence holds is code, inside the item, however it is indented.
+_LIST_MARKER = re.compile(r"(?:[-+*]|(?P<number>\d{1,9})[.)])(?=[ \t]|$)")
+_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
+_UNDERLINE = re.compile(r"(?:=+|-+)[ \t]*")  # under a paragraph line, makes it a heading
+_SPACES = re.compile(r"[ \t]*")
+_FENCE = re.compile(r"(?P<fence>`{3,}|~{3,})(?P<info>.*)")
+_FENCE_CLOSE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*")
 _INLINE = re.compile(r"`+|<!--")
 _BACKTICKS = re.compile(r"`+")
 _COMMAND = re.compile(r"^ {0,3}/(?P<word>[A-Za-z]+)(?=\s|$)")
@@ -85,40 +93,125 @@ def _is_blank(line: str) -> bool:
     return not line.strip(" \t")
 
 
-def _fence_opening(line: str) -> str | None:
-    """The fence (e.g. "```" or "~~~~") a line opens, if it opens one."""
-    match = _FENCE_OPEN.match(line)
-    if match is None:
-        return None
-    fence = match.group("fence")
-    if fence[0] == "`" and "`" in match.group("info"):
-        return None  # "```a`" is inline code, not a fence
-    return fence
-
-
-def _closes_fence(line: str, fence: str) -> bool:
-    match = _FENCE_CLOSE.match(line)
-    if match is None:
-        return False
-    closing = match.group("fence")
-    return closing[0] == fence[0] and len(closing) >= len(fence)
+def _advance(column: int, text: str) -> int:
+    """The column after `text` when it starts at `column`, tabs stopping every 4 columns."""
+    for char in text:
+        column += 4 - column % 4 if char == "\t" else 1
+    return column
 
 
 def _indent_width(line: str) -> int:
-    width = 0
-    for char in line:
-        if char == " ":
-            width += 1
-        elif char == "\t":
-            width += 4 - width % 4
-        else:
+    return _advance(0, line[: len(line) - len(line.lstrip(" \t"))])
+
+
+@dataclass(frozen=True)
+class _BlockStart:
+    """How a line begins, read inside a list item whose content starts at some column."""
+
+    quote: bool = False
+    comment: bool = False  # "<!--": an HTML block, up to the end of the line that closes it
+    line_block: bool = False  # a thematic break ("---") or a heading ("# Title"), maybe in the items it opens
+    underline: bool = False  # "===" or "---": under a paragraph line, it ends the paragraph
+    items: tuple[int, ...] = ()  # content columns of the list items it opens ("- 1. x": 2, 5)
+    number: int | None = None  # the first item's number, when it is numbered
+    empty_item: bool = False  # markers and nothing after them
+    code_item: bool = False  # markers and then indented code ("-     x")
+    fence: str | None = None  # the fence it opens, after those markers
+
+    def interrupts(self, *, in_paragraph: bool) -> bool:
+        """Does this line end an open paragraph? `in_paragraph`: the line is within the
+        list item that holds the paragraph (else it can only close it)."""
+        if self.quote or self.comment or (self.line_block and not self.items) or (self.underline and in_paragraph):
+            return True
+        if self.items and in_paragraph and (self.empty_item or self.number not in (None, 1)):
+            return False  # "2. x" under a paragraph line is more of the paragraph
+        return bool(self.items) or self.fence is not None
+
+
+_PLAIN = _BlockStart()
+
+
+def _thematic_breaks(line: str) -> Callable[[int], bool]:
+    """Whether the line from a position on is a thematic break: three or more of one of
+    `-`, `*`, `_` and nothing else but spaces ("- - -" is a rule, not three list items)."""
+    tail = line.rstrip(" \t")
+    char = tail[-1:]
+    if char not in ("-", "*", "_"):
+        return lambda position: False
+    first = len(tail.rstrip(char + " \t"))  # where the run of `char` and spaces starts
+    third_last = tail.rfind(char, 0, tail.rfind(char, 0, tail.rfind(char)))
+    return lambda position: first <= position <= third_last and line[position] == char
+
+
+def _block_start(line: str, base: int) -> _BlockStart:
+    """What `line` opens when read in a list item whose content starts at column `base`."""
+    indent = _indent_width(line)
+    if indent - base > 3:
+        return _PLAIN  # indented code, or more of a paragraph
+    position = len(line) - len(line.lstrip(" \t"))
+    if line.startswith(">", position):
+        return _BlockStart(quote=True)
+    if line.startswith("<!--", position):
+        return _BlockStart(comment=True)
+    underline = _UNDERLINE.fullmatch(line, position) is not None
+    is_rule = _thematic_breaks(line)
+    column = indent
+    items: list[int] = []
+    number: int | None = None
+    while True:
+        if is_rule(position) or _HEADING.match(line, position):
+            return _BlockStart(line_block=True, underline=underline, items=tuple(items), number=number)
+        marker = _LIST_MARKER.match(line, position)
+        if marker is None:
             break
-    return width
+        if not items and marker.group("number") is not None:
+            number = int(marker.group("number"))
+        marker_end = _advance(column, marker.group())
+        rest = _SPACES.match(line, marker.end()).end()
+        content = _advance(marker_end, line[marker.end() : rest])
+        if rest == len(line) or content - marker_end > 4:
+            # An item that starts empty, or with indented code: its content is one column in.
+            items.append(marker_end + 1)
+            empty = rest == len(line)
+            return _BlockStart(
+                underline=underline, items=tuple(items), number=number, empty_item=empty, code_item=not empty
+            )
+        items.append(content)
+        position, column = rest, content
+    fence = _FENCE.fullmatch(line, position)
+    if fence is not None and fence.group("fence")[0] == "`" and "`" in fence.group("info"):
+        fence = None  # "```a`" is inline code, not a fence
+    return _BlockStart(
+        underline=underline, items=tuple(items), number=number, fence=fence.group("fence") if fence else None
+    )
 
 
-def _ends_paragraph(line: str) -> bool:
-    """Lines that a code span cannot run across: blank lines and new blocks."""
-    return _is_blank(line) or _fence_opening(line) is not None or _QUOTE.match(line) is not None
+_QUOTE_MARKS = re.compile(r"(?:[ \t]*>[ \t]?)+")
+_OUTSIDE = 1 << 30  # a column no line reaches
+
+
+def _quotes_text(line: str) -> bool:
+    """Does the quote line hold paragraph text, which the next line may go on lazily?"""
+    content = line[_QUOTE_MARKS.match(line).end() :]
+    if _is_blank(content):
+        return False
+    start = _block_start(content, 0)
+    return start.fence is None and not (start.comment or start.line_block or start.empty_item or start.code_item)
+
+
+def _fence_ends(line: str, fence: str, content_column: int) -> str | None:
+    """Whether `line` closes the open `fence` ("closes"), ends the list item the fence is
+    in, and so the fence, without being part of it ("leaves"), or neither (None)."""
+    if _is_blank(line):
+        return None
+    indent = _indent_width(line)
+    if indent < content_column:
+        return "leaves"
+    closing = _FENCE_CLOSE.fullmatch(line.lstrip(" \t"))
+    if closing is None or indent - content_column > 3:
+        return None
+    run = closing.group("fence")
+    return "closes" if run[0] == fence[0] and len(run) >= len(fence) else None
 
 
 class _Scanner:
@@ -128,6 +221,9 @@ class _Scanner:
     are `ELISION` (commands are looked for here), and `source`, where HTML comments
     are dropped but code spans are kept as written (reasons are taken from here).
     Blocks that are hidden whole leave an empty line, so paragraphs stay apart.
+
+    List items are followed as GitHub reads them, since a fence inside one is code
+    until it closes or the item ends (a line indented less than the item's content).
     """
 
     def __init__(self, body: str) -> None:
@@ -136,35 +232,98 @@ class _Scanner:
         self.source: list[list[str]] = [[] for _ in self.lines]
         # (paragraph end line, run length) pairs known to have no closing run.
         self._unclosed_runs: set[tuple[int, int]] = set()
-        # For each line, the first line at or after it that a code span cannot cross.
-        self._paragraph_end = [len(self.lines)] * (len(self.lines) + 1)
-        for index in range(len(self.lines) - 1, -1, -1):
-            ends = _ends_paragraph(self.lines[index])
-            self._paragraph_end[index] = index if ends else self._paragraph_end[index + 1]
+        # The content columns of the open list items, innermost last (so increasing).
+        self._items: list[int] = []
+        # The open paragraph: the content column of the item that holds it, and the
+        # first line after it (a code span cannot run past it).
+        self._paragraph_column = 0
+        self._paragraph_end = 0
+
+    def _within(self, line: str) -> int:
+        """How many of the open list items `line` is indented enough to stay in."""
+        return bisect.bisect_right(self._items, _indent_width(line))
+
+    def _base(self, depth: int) -> int:
+        return self._items[depth - 1] if depth else 0
+
+    def _continues_paragraph(self, line: str) -> bool:
+        if _is_blank(line):
+            return False
+        depth = self._within(line)
+        start = _block_start(line, self._base(depth))
+        in_paragraph = _indent_width(line) >= self._paragraph_column
+        return not start.interrupts(in_paragraph=in_paragraph)
+
+    def _underlines_paragraph(self, line: str) -> bool:
+        if _indent_width(line) < self._paragraph_column:
+            return False
+        return _block_start(line, self._base(self._within(line))).underline
+
+    def _find_paragraph_end(self, index: int) -> int:
+        """The first line after line `index` that the paragraph holding it does not reach."""
+        end = index + 1
+        while end < len(self.lines) and self._continues_paragraph(self.lines[end]):
+            end += 1
+        return end
 
     def run(self) -> _Scanner:
         index = 0
-        paragraph_open = False
+        paragraph_open = empty_item_open = after_quoted_text = False
         while index < len(self.lines):
             line = self.lines[index]
-            fence = _fence_opening(line)
             if _is_blank(line):
+                if empty_item_open:
+                    self._items.pop()  # an item that starts empty ends at a blank line
+                empty_item_open = paragraph_open = after_quoted_text = False
+                index += 1
+                continue
+            quoted_text, after_quoted_text = after_quoted_text, False
+            empty_item_open = False
+            if paragraph_open and self._continues_paragraph(line):
+                index = self._inline(index)  # in the item, or a lazy line: the items stay open
+                paragraph_open = any(part.strip() for part in self.visible[index - 1])
+                continue
+            if paragraph_open and self._underlines_paragraph(line):
+                paragraph_open = False  # a heading's underline: nothing to read on it
+                index += 1
+                continue
+            depth = self._within(line)
+            del self._items[depth:]  # a line indented less ends the items it is not in
+            base = self._base(depth)
+            start = _block_start(line, base)
+            if start.comment:
+                found = self._find(index, len(line) - len(line.lstrip(" \t")) + 2, "-->")
+                last = len(self.lines) - 1 if found is None else found[0]
+                self._hide(index, 0, last, None, keep_source=False)
+                paragraph_open = False
+                index = last + 1
+            elif start.quote or start.line_block or start.empty_item or start.code_item:
+                after_quoted_text = start.quote and _quotes_text(line)
+                self._items.extend(start.items)  # nothing to read on this line, but the items are open
+                empty_item_open = start.empty_item
                 paragraph_open = False
                 index += 1
-            elif fence is not None:
+            elif start.fence is not None:
+                self._items.extend(start.items)
+                content_column = self._base(len(self._items))
                 index += 1
                 while index < len(self.lines):
-                    closed = _closes_fence(self.lines[index], fence)
+                    end = _fence_ends(self.lines[index], start.fence, content_column)
+                    if end == "leaves":
+                        break  # the line is read again, outside the list item
                     index += 1
-                    if closed:
+                    if end == "closes":
                         break
                 paragraph_open = False
-            elif _QUOTE.match(line):
+            elif not start.items and _indent_width(line) - base >= 4:
+                index += 1  # an indented code block (it cannot interrupt a paragraph)
                 paragraph_open = False
-                index += 1
-            elif not paragraph_open and _indent_width(line) >= 4:
-                index += 1  # an indented code block cannot interrupt a paragraph
             else:
+                self._items.extend(start.items)
+                # Text right after quoted text goes on in the quote for GitHub (it still counts
+                # here): no line after it is within the paragraph, so a list of any number may start.
+                self._paragraph_column = _OUTSIDE if quoted_text else self._base(len(self._items))
+                self._paragraph_end = self._find_paragraph_end(index)
                 index = self._inline(index)
                 paragraph_open = any(part.strip() for part in self.visible[index - 1])
         return self
@@ -210,7 +369,9 @@ class _Scanner:
 
     def _closing_run(self, index: int, column: int, length: int) -> tuple[int, int] | None:
         """Where a code span opened by `length` backticks closes, within its paragraph."""
-        end = self._paragraph_end[index + 1]
+        if index >= self._paragraph_end:  # an HTML comment ran on past the paragraph
+            self._paragraph_end = self._find_paragraph_end(index)
+        end = self._paragraph_end
         if (end, length) in self._unclosed_runs:
             return None
         for line_index in range(index, end):
@@ -249,10 +410,10 @@ def strip_non_command_text(body: str) -> str:
     """The comment with everything that cannot hold a command taken out.
 
     Line endings become LF and the text keeps one line per source line: code
-    blocks, quote lines and blank lines are empty, and hidden inline text (code
-    spans, HTML comments) leaves `ELISION` in its place, so that text after it does
-    not look like the start of a line. An unclosed HTML comment or fence hides
-    everything after it.
+    blocks (a fence may open a list item), quote lines, headings, rules and blank
+    lines are empty, and hidden inline text (code spans, HTML comments) leaves
+    `ELISION` in its place, so that text after it does not look like the start of a
+    line. An unclosed HTML comment or fence hides everything after it.
     """
     return "\n".join(_Scanner(body or "").run().visible_lines())
 

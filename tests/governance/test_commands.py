@@ -95,6 +95,28 @@ def test_which_lines_are_commands(body, expected):
         pytest.param("```\n<!--\n```\n/approve", [A], id="comment-opener-inside-fence"),
         pytest.param("`<!--`\n/approve", [A], id="comment-opener-inside-code-span"),
         pytest.param("<!--\n```\n-->\n/approve", [A], id="fence-inside-comment"),
+        # A fence can open a list item: what it holds is code all the same (as GitHub renders it).
+        pytest.param("- ```\n  /approve\n  ```\n/reject", [R], id="fence-opening-a-list-item"),
+        pytest.param("- ~~~\n  /approve\n  ~~~\n/reject", [R], id="tilde-fence-opening-a-list-item"),
+        pytest.param("* ```\n   /approve\n  ```\n/reject", [R], id="fence-opening-a-star-item"),
+        pytest.param("+ ```python\n  /approve\n  ```\n/reject", [R], id="fence-with-info-opening-a-plus-item"),
+        pytest.param("1. ```\n   /approve\n   ```\n/reject", [R], id="fence-opening-a-numbered-item"),
+        pytest.param("1) ~~~\n   /approve\n   ~~~\n/reject", [R], id="fence-opening-a-paren-numbered-item"),
+        pytest.param(" - ```\n   /approve\n   ```\n/reject", [R], id="fence-opening-an-indented-item"),
+        pytest.param("- ```\n  /approve\n\n  /hold\n  ```\n/reject", [R], id="item-fence-with-blank-lines"),
+        pytest.param("- ~~~\n  ```\n  /approve\n  ~~~\n/reject", [R], id="item-fence-not-closed-by-other-fence"),
+        pytest.param("- ```\n  /approve", [], id="unclosed-item-fence-runs-to-end"),
+        pytest.param("text\n- ```\n  /approve\n  ```\n/reject", [R], id="item-fence-interrupting-a-paragraph"),
+        pytest.param("- item\n2. ```\n   /approve\n   ```\n/reject", [R], id="item-fence-in-a-list-after-a-list"),
+        pytest.param("- ```\n  /approve\n- item\n/reject", [R], id="next-item-ends-the-fence"),
+        # The item, and its fence, end at a line indented less than the item's text.
+        pytest.param("- ```\n/approve\n```", [A], id="line-outside-the-item-ends-its-fence"),
+        pytest.param("- ```\n  /approve\n```\n/reject", [], id="fence-after-the-item-opens-another"),
+        # What is not a list item with a fence stays as it was.
+        pytest.param("text\n2. ```\n   /approve\n   ```\n/reject", [A], id="only-1-starts-a-list-in-a-paragraph"),
+        pytest.param("- - -\n  ```\n/approve", [], id="a-rule-is-not-a-list"),
+        pytest.param("1.\n\n   ```\n/approve\n```", [], id="an-empty-item-ends-at-a-blank-line"),
+        pytest.param("- ```a`\n  /approve", [A], id="backtick-in-info-is-not-a-fence"),
     ],
 )
 def test_hidden_text_never_votes(body, expected):
