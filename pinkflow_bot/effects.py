@@ -147,10 +147,26 @@ class EffectRunner:
                     return 0
         async with write_transaction(self._sessions) as session:
             claimed = await outbox.claim_due_effects(
-                session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval
+                session, now=self._clock(), lease=self._lease, limit=limit, converge_interval=interval,
+                max_attempts=MAX_EFFECT_ATTEMPTS,
             )
-        await self.perform(claimed)
-        return len(claimed)
+        for effect in claimed.out_of_time:
+            await self._show_out_of_time(effect)
+        await self.perform(claimed.to_perform)
+        return len(claimed.to_perform) + len(claimed.out_of_time)
+
+    async def _show_out_of_time(self, effect: Effect) -> None:
+        """An effect parked because every attempt it had outlasted its lease is shown like
+        one GitHub refused for good."""
+        with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
+            metrics.EFFECTS.labels(kind=effect.kind, outcome="failed").inc()
+            log.warning("effect failed for good", extra={"error": effect.last_error})
+            try:
+                await self._service.record_effect_failure(
+                    proposal_id=effect.proposal_id, kind=effect.kind, error=effect.last_error or "its attempts ran out of time"
+                )
+            except Exception:  # the effect is parked all the same; the others go on
+                log.exception("the effect's failure could not be recorded")
 
     async def perform(self, effects: list[Effect]) -> None:
         """Performs claimed effects together; the check run and the comment of one proposal

@@ -9,11 +9,12 @@ import pytest
 from gidgethub import routing
 from sqlalchemy import select
 
+from pinkflow_bot.effects import MAX_EFFECT_ATTEMPTS, EffectRunner
 from pinkflow_bot.services import GovernanceService
 from pinkflow_bot.settings import Settings
 from pinkflow_bot.storage import inbox
 from pinkflow_bot.storage.database import create_engine, migrate, session_factory
-from pinkflow_bot.storage.models import Delivery
+from pinkflow_bot.storage.models import Delivery, Effect
 from pinkflow_bot.worker import Worker
 from tests import payloads
 from tests.harness import Clock
@@ -177,3 +178,61 @@ async def test_a_delivery_due_for_its_retry_holds_back_its_pull_request_while_it
     assert await claim(sessions, due) is None
     await finish(sessions, retried, due)
     assert (await claim(sessions, due)).delivery_id == second.delivery_id
+
+
+async def test_a_delivery_whose_every_attempt_outlasts_its_lease_is_parked_and_its_pull_request_goes_on(sessions):
+    """No attempt of it ever commits (each is taken over, or its worker dies): only
+    `fail_delivery` counted attempts, so it used to be claimed again for ever."""
+    now = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    stuck, after = comment_on(1), comment_on(1, "/reject")
+    await store(sessions, stuck, at=now)
+    await store(sessions, after, at=now)
+    # Waits for GitHub's rate limit use up no attempt.
+    for attempt in (1, 2):
+        taken = await claim(sessions, now)
+        async with sessions() as session, session.begin():
+            await inbox.fail_delivery(
+                session, seq=taken.seq, attempt=attempt, now=now, error="403", retry_in=timedelta(minutes=1), rate_limited=True
+            )
+        now += timedelta(minutes=2)
+    for attempt in range(3, inbox.MAX_ATTEMPTS + 3):
+        taken = await claim(sessions, now)
+        assert (taken.delivery_id, taken.attempts) == (stuck.delivery_id, attempt)
+        now += LEASE + timedelta(seconds=1)
+    assert (await claim(sessions, now)).delivery_id == after.delivery_id
+    async with sessions() as session:
+        parked = await session.scalar(select(Delivery).where(Delivery.delivery_id == stuck.delivery_id))
+    assert (parked.status, parked.attempts, parked.lease_until) == ("failed", inbox.MAX_ATTEMPTS + 2, None)
+    assert "attempts ran out of time" in parked.error
+
+
+async def test_an_effect_whose_every_attempt_outlasted_its_lease_is_parked_instead_of_performed(sessions, caplog):
+    clock = Clock()
+    service = GovernanceService(sessions=sessions, settings=Settings.load({}, env_file=None), clock=clock)
+    runner = EffectRunner(sessions=sessions, github=None, service=service, clock=clock, lease=LEASE)
+    performed: list[int] = []
+
+    async def react(effect: Effect) -> None:
+        performed.append(effect.id)
+
+    runner._react = react
+    lapsed = clock() - timedelta(seconds=1)
+    async with sessions() as session, session.begin():
+        # As its last claim left it: every attempt it had was taken over, or its worker died.
+        out_of_time = Effect(kind="react", payload={}, status="processing", attempts=MAX_EFFECT_ATTEMPTS,
+                             rate_limit_waits=0, not_before=lapsed, lease_until=lapsed, created_at=lapsed)
+        # As many claims, but three of them waited for GitHub's rate limit: it has attempts left.
+        with_attempts_left = Effect(kind="react", payload={}, status="processing", attempts=MAX_EFFECT_ATTEMPTS,
+                                    rate_limit_waits=3, not_before=lapsed, lease_until=lapsed, created_at=lapsed)
+        session.add_all([out_of_time, with_attempts_left])
+    assert await runner.run_due(coalesce=False) == 2
+    assert performed == [with_attempts_left.id]
+    async with sessions() as session:
+        parked = await session.get(Effect, out_of_time.id)
+        done = await session.get(Effect, with_attempts_left.id)
+    assert (parked.status, parked.attempts, parked.lease_until) == ("failed", MAX_EFFECT_ATTEMPTS, None)
+    assert "attempts ran out of time" in parked.last_error
+    assert (done.status, done.attempts) == ("done", MAX_EFFECT_ATTEMPTS + 1)
+    [shown] = [r for r in caplog.records if r.getMessage() == "effect failed for good"]
+    assert "attempts ran out of time" in shown.error
+    assert await runner.run_due(coalesce=False) == 0

@@ -343,9 +343,33 @@ async def any_claimable(session: AsyncSession, *, now: datetime) -> bool:
 
 
 async def claim_next_delivery(session: AsyncSession, *, now: datetime, lease: timedelta) -> Delivery | None:
-    """The oldest pending delivery whose pull request has nothing older pending or in hand."""
-    claimed = await session.scalars(_CLAIM_NEXT, {"now": now, "new_lease_until": now + lease})
-    return claimed.one_or_none()
+    """The oldest pending delivery whose pull request has nothing older pending or in hand.
+
+    One that has used up its MAX_ATTEMPTS without any of them ending (each outlasted its
+    lease and was taken over, or its worker died: only `fail_delivery` parks) is parked
+    as failed instead of run again, and the next one is claimed: its pull request goes on."""
+    while True:
+        claimed = (await session.scalars(_CLAIM_NEXT, {"now": now, "new_lease_until": now + lease})).one_or_none()
+        if claimed is None or claimed.attempts - claimed.rate_limit_waits <= MAX_ATTEMPTS:
+            return claimed
+        await _park_out_of_time(session, claimed, now=now)
+
+
+async def _park_out_of_time(session: AsyncSession, delivery: Delivery, *, now: datetime) -> None:
+    """Parks a delivery just claimed whose attempts had all run out: this claim is none."""
+    error = f"gave up: its {MAX_ATTEMPTS} attempts ran out of time (each outlasted its lease, or its worker stopped)"
+    if delivery.error:
+        error += f"; the last error: {delivery.error}"
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.seq == delivery.seq, Delivery.status == "processing", Delivery.attempts == delivery.attempts)
+        .values(status="failed", attempts=delivery.attempts - 1, lease_until=None, processed_at=now, error=error[:2000])
+    )
+    log.warning(
+        "delivery parked: its attempts ran out of time",
+        extra={"delivery_id": delivery.delivery_id, "event": delivery.event, "attempt": delivery.attempts - 1},
+    )
+    metrics.count_delivery(delivery.event, "failed")
 
 
 class ClaimLost(Exception):

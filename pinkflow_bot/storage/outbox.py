@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,8 +167,13 @@ async def claim_due_effects(
     lease: timedelta,
     limit: int = 16,
     converge_interval: timedelta = CONVERGE_INTERVAL,
-) -> list[Effect]:
-    """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice."""
+    max_attempts: int,
+) -> EffectClaim:
+    """Due effects, oldest first; one at a time for a proposal and kind, so nothing is created twice.
+
+    One that has used up `max_attempts` without any of them ending (each outlasted its
+    lease and was taken over, or its worker died, so none was retried or failed where it
+    ends) is parked as failed instead of performed again, and handed back apart."""
     candidates = (
         await session.execute(_DUE_CANDIDATES, {"now": now, "edited_since": now - converge_interval, "candidates": limit * 4})
     ).all()
@@ -183,9 +188,33 @@ async def claim_due_effects(
         if len(chosen) >= limit:
             break
     if not chosen:
-        return []
+        return EffectClaim([], [])
     claimed = await session.scalars(_CLAIM, {"chosen": chosen, "now": now, "new_lease_until": now + lease})
-    return sorted(claimed.all(), key=lambda effect: effect.id)
+    result = EffectClaim([], [])
+    for effect in sorted(claimed.all(), key=lambda effect: effect.id):
+        if effect.attempts - effect.rate_limit_waits <= max_attempts:
+            result.to_perform.append(effect)
+        else:
+            await _park_out_of_time(session, effect, now=now, max_attempts=max_attempts)
+            result.out_of_time.append(effect)
+    return result
+
+
+class EffectClaim(NamedTuple):
+    to_perform: list[Effect]
+    out_of_time: list[Effect]  # parked as failed: their attempts had all run out of time
+
+
+async def _park_out_of_time(session: AsyncSession, effect: Effect, *, now: datetime, max_attempts: int) -> None:
+    """Parks an effect just claimed whose attempts had all run out: this claim is none."""
+    error = f"gave up: its {max_attempts} attempts ran out of time (each outlasted its lease, or its worker stopped)"
+    if effect.last_error:
+        error += f"; the last error: {effect.last_error}"
+    await session.execute(
+        update(Effect)
+        .where(_still_ours(effect))
+        .values(status="failed", attempts=effect.attempts - 1, done_at=now, lease_until=None, last_error=error[:2000])
+    )
 
 
 def _still_ours(effect: Effect):
