@@ -26,7 +26,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .permissions import Permission
-from .rules import OPEN_ON_CHOICES, PROMOTE_PROVIDERS, Rules, login_key, team_key, webhook_url_problem
+from .rules import LOGIN, OPEN_ON_CHOICES, PROMOTE_PROVIDERS, Rules, login_key, team_key, webhook_url_problem
 
 CONFIG_PATH = ".github/pinkflow.yml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -72,7 +72,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])", re.IGNORECASE)
 _BARE_SECONDS = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PERCENTAGE = re.compile(r"\s*(\d{1,3})\s*%?\s*")
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}")
 _TEAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 # The documented file (DESIGN section 3): every key with its built-in default. Shown to
@@ -572,7 +571,7 @@ class _Reader:
 
     def user_weights(self, key: str, node: Node) -> Any:
         return self._named_weights(
-            key, node, normalise=lambda name: login_key(name.lstrip("@")), valid=_LOGIN, must_be="is not a GitHub login"
+            key, node, normalise=lambda name: login_key(name.lstrip("@")), valid=LOGIN, must_be="is not a GitHub login"
         )
 
     def team_weights(self, key: str, node: Node) -> Any:

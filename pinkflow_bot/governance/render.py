@@ -17,7 +17,7 @@ from .config import CONFIG_PATH, CONFIG_REFERENCE, ConfigProblem
 from .decision import Outcome, proposal_blocker
 from .durations import format_duration
 from .permissions import Permission
-from .rules import Rules
+from .rules import LOGIN_PATTERN, Rules
 from .tally import Ballot, Choice, Tally
 
 CHECK_RUN_NAME = "Pinkflow governance"
@@ -141,7 +141,7 @@ class CheckRunOutput:
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~|])")
 _ISSUE_REFERENCE = re.compile(r"#(?=\d)")
 _SAFE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`\\]+", re.IGNORECASE)
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:\[bot\])?")
+_LOGIN = re.compile(LOGIN_PATTERN + r"(?:\[bot\])?")  # an app's bot user: "name[bot]"
 _ZERO_WIDTH_SPACE = "&#8203;"
 
 

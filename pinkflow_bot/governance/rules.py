@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -66,6 +67,12 @@ def _default_weights() -> FrozenMap[Permission, int]:
 
 def _empty() -> FrozenMap[str, int]:
     return FrozenMap()
+
+
+# A GitHub login: letters, digits and hyphens, at most 39. An Enterprise Managed User's
+# login adds "_" and the enterprise's short code ("mona_octo").
+LOGIN_PATTERN = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:_[A-Za-z0-9]+)?"
+LOGIN = re.compile(LOGIN_PATTERN)
 
 
 def login_key(login: str) -> str:

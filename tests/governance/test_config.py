@@ -114,6 +114,12 @@ def test_the_documented_example_overrides_installation_defaults_it_names():
         pytest.param(
             "voters: {users: {'@Alice': 4, bob-2: 0}}", {"user_weights": {"alice": 4, "bob-2": 0}}, id="users"
         ),
+        pytest.param(
+            # Enterprise Managed Users' logins end in "_" and the enterprise's short code.
+            "voters: {users: {mona_octo: 3, '@Hubot-2_ACME': 2}}",
+            {"user_weights": {"mona_octo": 3, "hubot-2_acme": 2}},
+            id="users-managed",
+        ),
         pytest.param("voters: {teams: {Acme/Core-Team: 2}}", {"team_weights": {"acme/core-team": 2}}, id="teams"),
         pytest.param("voters: {allow_author: true}", {"allow_author": True}, id="allow_author"),
         pytest.param("voters: {allow_author: yes}", {"allow_author": True}, id="allow_author-yes"),
@@ -286,6 +292,11 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         pytest.param("voters:\n  users: {alice: 1.5}\n", "voters.users.alice", 2, WHOLE_NUMBER, id="user-weight"),
         pytest.param(
             "voters:\n  users: {not a login: 1}\n", "voters.users.not a login", 2, "not a GitHub login", id="login"
+        ),
+        pytest.param("voters:\n  users: {mona_: 1}\n", "voters.users.mona_", 2, "not a GitHub login", id="login-no-code"),
+        pytest.param("voters:\n  users: {_octo: 1}\n", "voters.users._octo", 2, "not a GitHub login", id="login-only-code"),
+        pytest.param(
+            "voters:\n  users: {mona_octo_x: 1}\n", "voters.users.mona_octo_x", 2, "not a GitHub login", id="login-two-codes"
         ),
         pytest.param("voters:\n  users: [alice]\n", "voters.users", 2, "must be a mapping", id="users-list"),
         pytest.param("voters:\n  teams: {core: 2}\n", "voters.teams.core", 2, '"org/team-slug"', id="team-no-org"),

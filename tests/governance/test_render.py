@@ -348,6 +348,7 @@ def test_format_duration(duration, text):
     [
         ("pinkflow-bot[bot]", "@pinkflow-bot[bot]", None),
         ("dave", "@dave", None),
+        ("mona_octo", "@mona_octo", None),  # an Enterprise Managed User
         ("eve <b>", "eve &lt;b&gt;", "@eve"),
         ("x@y", "x@&#8203;y", "@x"),
     ],
