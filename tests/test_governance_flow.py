@@ -121,6 +121,16 @@ async def test_the_pull_request_is_found_from_stored_events_without_asking_githu
     assert the_check_run(world)["status"] == "in_progress"
 
 
+async def test_a_preview_of_a_pull_request_from_a_fork_opens_its_proposal(app, world):
+    """GitHub does not find a fork's head commit by commit: the open pull requests are read."""
+    fork_sha = "f" * 40
+    world.add_pull(REPO, 77, head_sha=fork_sha, author="outsider", from_fork=True)
+    await app.deliver(payloads.preview_ready(repo=REPO, sha=fork_sha, deployment_id=780))
+    assert world.calls_for("repos/list-pull-requests-associated-with-commit")[0].status == 200
+    assert the_check_run(world, fork_sha)["status"] == "in_progress"
+    assert [c for c in world.comments_on(REPO, 77) if MARKER in c["body"]]
+
+
 async def test_weights_follow_roles_and_the_latest_vote_counts(vote, app, world):
     await open_proposal(app)
     await app.deliver(

@@ -83,6 +83,17 @@ async def protection_rule_requested(event: sansio.Event, gh, ctx: HandlerContext
     )
 
 
+# At most this many open pull requests (three pages) are searched for a fork's head commit.
+RECENT_PULLS_SEARCHED = 300
+
+
+async def _numbered(items):
+    seen = 0
+    async for item in items:
+        seen += 1
+        yield seen, item
+
+
 async def _open_pull_at(event: sansio.Event, gh, ctx: HandlerContext, *, sha: str) -> PullRequestFacts | None:
     """The open pull request whose head is this commit: from stored events, else from GitHub."""
     repo = repo_full_name(event.data)
@@ -94,6 +105,16 @@ async def _open_pull_at(event: sansio.Event, gh, ctx: HandlerContext, *, sha: st
     owner, name = repo.split("/", 1)
     found = await gh.getitem(f"/repos/{owner}/{name}/commits/{sha}/pulls")
     candidates = [p for p in found if p.get("state") == "open" and p["head"]["sha"] == sha]
+    if not candidates:
+        # A pull request from a fork: its head commit lives in the fork, and GitHub does not
+        # find it by commit. The recently updated open pull requests show their heads.
+        listed = gh.getiter(f"/repos/{owner}/{name}/pulls?state=open&sort=updated&direction=desc&per_page=100")
+        async for seen, pull in _numbered(listed):
+            if pull["head"]["sha"] == sha:
+                candidates = [pull]
+                break
+            if seen >= RECENT_PULLS_SEARCHED:
+                break
     if not candidates:
         return None
     pull = min(candidates, key=lambda p: p["number"])

@@ -258,7 +258,11 @@ def list_pulls_for_commit(gh: FakeGitHub, request: ApiRequest) -> Reply:
     if repo is None:
         return not_found()
     sha = request.params["commit_sha"]
-    pulls = [p for p in gh.pulls_of(repo["full_name"]) if p["head"]["sha"] == sha or p["merge_commit_sha"] == sha]
+    # A fork's head commit is not an object of this repository: GitHub finds no pull for it.
+    pulls = [
+        p for p in gh.pulls_of(repo["full_name"])
+        if (p["head"]["sha"] == sha and p["head"]["repo"]["id"] == repo["id"]) or p["merge_commit_sha"] == sha
+    ]
     return paginate(request, [objects.pull_simple(p) for p in pulls])
 
 

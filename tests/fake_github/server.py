@@ -367,9 +367,13 @@ class FakeGitHub:
         base_ref: str = "main",
         title: str | None = None,
         body: str | None = None,
+        from_fork: bool = False,
     ) -> dict[str, Any]:
+        """A pull request; `from_fork`: its head branch is in the author's fork, so the head
+        commit is not in this repository (GitHub's commits/{sha}/pulls does not find it)."""
         repo = self._repo(full_name)
-        self.set_branch(full_name, head_ref, head_sha)
+        if not from_fork:
+            self.set_branch(full_name, head_ref, head_sha)
         pull = objects.pull_object(
             self,
             repo=repo,
@@ -383,6 +387,13 @@ class FakeGitHub:
             title=title or f"Change number {number}",
             body=body,
         )
+        if from_fork:
+            fork = objects.repository_object(
+                self, full_name=f"{author}/{repo['name']}", repo_id=self.next_id(), owner=self._person(author),
+                private=False, default_branch=repo["default_branch"],
+            )
+            fork["fork"] = True
+            pull["head"] = objects.branch_object(self, repo=fork, ref=head_ref, sha=head_sha)
         self.pulls[(full_name.lower(), number)] = pull
         return pull
 
