@@ -112,6 +112,15 @@ async def test_an_invalid_file_fails_the_check_run_saying_what_and_where(app, wo
     assert [event.action for event in await audit(app, "invalid configuration")] == ["invalid configuration"]
 
 
+async def test_an_empty_list_of_preview_patterns_is_a_problem_not_a_silence(app, world):
+    # No pattern matches no deployment: without this problem, no vote would ever open and nobody would know why.
+    set_rules(world, "min_votes: 1\nenvironments:\n  preview: []\n")
+    await open_proposal(app)
+    run = check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert "line 3, environments.preview: must list at least one pattern" in run["output"]["summary"]
+
+
 async def test_a_push_that_fixes_the_file_opens_the_vote(app, world, vote, clock):
     set_rules(world, BROKEN)
     await open_proposal(app)

@@ -529,6 +529,11 @@ class _Reader:
             return INVALID
         elif isinstance(node, SequenceNode):
             items = [(f"{key}[{index}]", item) for index, item in enumerate(node.value)]
+            if not items:
+                # No pattern matches no deployment: no vote would ever open, and nothing would say why.
+                return self.problem(
+                    key, node, 'must list at least one pattern, such as ["Preview*", "preview*"] (the default when the key is left out)'
+                )
             if len(items) > MAX_PATTERNS:
                 return self.problem(key, node, f"must list at most {MAX_PATTERNS} patterns")
         else:

@@ -194,6 +194,8 @@ class Rules:
             set_("preview_environments", (self.preview_environments,))
         else:
             set_("preview_environments", tuple(self.preview_environments))
+        if not self.preview_environments:
+            raise ValueError("environments.preview must list at least one pattern")
         if not all(isinstance(p, str) and p for p in self.preview_environments):
             raise ValueError("environments.preview must be a list of non-empty patterns")
         if not isinstance(self.production_environment, str) or not self.production_environment.strip():
@@ -283,7 +285,8 @@ class Rules:
                 seconds=data.get("min_voting_time_seconds", defaults.min_voting_time.total_seconds())
             ),
             open_on=data.get("open_on", defaults.open_on),
-            preview_environments=tuple(environments.get("preview", defaults.preview_environments)),
+            # An empty list, which was once accepted, matched nothing: it reads as the defaults.
+            preview_environments=tuple(environments.get("preview") or defaults.preview_environments),
             production_environment=environments.get("production", defaults.production_environment),
             min_permission=voters.get("min_permission", defaults.min_permission),
             weights=voters.get("weights", defaults.weights),

@@ -100,7 +100,6 @@ def test_the_documented_example_overrides_installation_defaults_it_names():
             {"preview_environments": ("Preview*", "staging-*")},
             id="preview-list",
         ),
-        pytest.param("environments: {preview: []}", {"preview_environments": ()}, id="preview-none"),
         pytest.param("environments: {production: Production}", {"production_environment": "Production"}, id="prod"),
         pytest.param("environments: {production: 2024}", {"production_environment": "2024"}, id="prod-number"),
         pytest.param("voters: {min_permission: maintain}", {"min_permission": Permission.MAINTAIN}, id="min_perm"),
@@ -318,6 +317,13 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         # Environments and the health path.
         pytest.param(
             "environments: {preview: {a: 1}}", "environments.preview", 1, "list of patterns", id="preview-map"
+        ),
+        # No pattern would match no deployment: no vote would ever open.
+        pytest.param(
+            "environments:\n  preview: []\n", "environments.preview", 2, "must list at least one pattern", id="preview-none"
+        ),
+        pytest.param(
+            "environments:\n  preview:\n", "environments.preview", 2, "must be a non-empty pattern", id="preview-null"
         ),
         pytest.param(
             "environments:\n  preview:\n    - Preview*\n    - ''\n",

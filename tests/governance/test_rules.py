@@ -144,11 +144,20 @@ def test_rules_accept_plain_configuration_values():
         ({"team_weights": {"acme/x": True}}, "teams"),
         ({"preview_health_path": "health"}, "preview_health.path"),
         ({"production_environment": " "}, "production"),
+        ({"preview_environments": ()}, "environments.preview must list at least one pattern"),
     ],
 )
 def test_rules_refuse_values_that_cannot_be_meant(changes, message):
     with pytest.raises(ValueError, match=message):
         Rules(**changes)
+
+
+def test_rules_stored_with_no_preview_pattern_read_with_the_default_ones():
+    # Stored by a version that accepted `preview: []`: the proposal must still load.
+    stored = {**Rules().as_dict(), "environments": {"preview": [], "production": "prod"}}
+    rules = Rules.from_dict(stored)
+    assert rules.preview_environments == Rules().preview_environments
+    assert rules.production_environment == "prod"
 
 
 def test_rules_survive_a_round_trip_through_json():
