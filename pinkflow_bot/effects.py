@@ -55,7 +55,7 @@ from .services import (
     proposal_tally,
     utcnow,
 )
-from .storage import outbox
+from .storage import leases, outbox
 from .storage import proposals as queries
 from .storage.database import single_writer, write_transaction
 from .storage.models import Effect, Proposal, ProtectionRuleRequest
@@ -197,12 +197,14 @@ class EffectRunner:
     async def _perform(self, effect: Effect) -> None:
         with log_context(effect_id=effect.id, effect=effect.kind, proposal_id=effect.proposal_id):
             try:
-                if await self._service.installation_inactive(effect.installation_id):
-                    # Suspended or deleted: its token would be refused; nothing is done for it.
-                    log.info("effect dropped: the installation is suspended or deleted")
-                else:
-                    handler = getattr(self, f"_{effect.kind}")
-                    await handler(effect)
+                # Renewed while it runs: a slow one (a promotion) is not taken over and done twice.
+                async with leases.kept(self._sessions, effect, lease=self._lease, clock=self._clock):
+                    if await self._service.installation_inactive(effect.installation_id):
+                        # Suspended or deleted: its token would be refused; nothing is done for it.
+                        log.info("effect dropped: the installation is suspended or deleted")
+                    else:
+                        handler = getattr(self, f"_{effect.kind}")
+                        await handler(effect)
             except Exception as error:  # whatever happened, the outbox goes on
                 failures = effect.attempts - effect.rate_limit_waits
                 plan = plan_retry(error, attempt=failures, rate_limit_waits=effect.rate_limit_waits)

@@ -21,7 +21,7 @@ from .handlers.context import HandlerContext
 from .logs import log_context
 from .retries import plan_retry
 from .services import DeliveryRef, GovernanceService, utcnow
-from .storage import inbox, outbox
+from .storage import inbox, leases, outbox
 from .storage.database import single_writer, write_transaction
 from .storage.models import Delivery, Effect
 
@@ -199,45 +199,9 @@ class Worker:
         with log_context(delivery_id=delivery.delivery_id, event=delivery.event, action=delivery.action,
                          installation_id=delivery.installation_id):
             try:
-                data = json.loads(delivery.body)
-                event = sansio.Event(data, event=delivery.event, delivery_id=delivery.delivery_id)
-                repository = data.get("repository")
-                with log_context(
-                    repository=repository.get("full_name") if isinstance(repository, dict) else None,
-                    pull_request=inbox.pull_number_of(delivery.event, data),
-                ):
-                    if delivery.event not in INSTALLATION_EVENTS and await self._service.installation_inactive(
-                        delivery.installation_id
-                    ):
-                        # Acknowledged at intake; not acted on while suspended, never once deleted.
-                        await self._service.finish_delivery(ref)
-                        log.info("delivery skipped: the installation is suspended or deleted")
-                        return "skipped"
-                    await self._service.note_repository_visibility(repository)
-                    gh = None
-                    if (
-                        delivery.installation_id is not None
-                        and delivery.event not in INSTALLATION_EVENTS
-                        and self._router.fetch(event)
-                    ):
-                        gh = await self._github.installation_client(delivery.installation_id)
-                    context = HandlerContext(
-                        delivery=ref, service=self._service, github=self._github, installation_id=delivery.installation_id
-                    )
-                    with outbox.take_here(self._lease) as claimed_here:
-                        await self._router.dispatch(event, gh, context)
-                        if not ref.finished:
-                            await self._service.finish_delivery(ref)
-                    taken.extend(claimed_here)
-                    rate_limit = getattr(gh, "rate_limit", None)
-                    log.info(
-                        "delivery handled",
-                        extra={
-                            "attempt": delivery.attempts,
-                            "rate_limit_remaining": rate_limit.remaining if rate_limit else None,
-                        },
-                    )
-                    return "handled"
+                # Renewed while the handlers run: a slow delivery is not taken over and done twice.
+                async with leases.kept(self._sessions, delivery, lease=self._lease, clock=self._clock):
+                    return await self._run_handlers(delivery, ref, taken)
             except inbox.ClaimLost:
                 log.warning("delivery was taken over by another worker; this attempt is dropped")
                 return "taken_over"
@@ -255,3 +219,45 @@ class Worker:
                     log.warning("delivery was taken over by another worker; this attempt's failure is dropped")
                     return "taken_over"
                 return "retried" if plan.retry else "failed"
+
+    async def _run_handlers(self, delivery: Delivery, ref: DeliveryRef, taken: list[Effect]) -> str:
+        """Runs the handlers, the delivery marked done with their commit: handled or skipped."""
+        data = json.loads(delivery.body)
+        event = sansio.Event(data, event=delivery.event, delivery_id=delivery.delivery_id)
+        repository = data.get("repository")
+        with log_context(
+            repository=repository.get("full_name") if isinstance(repository, dict) else None,
+            pull_request=inbox.pull_number_of(delivery.event, data),
+        ):
+            if delivery.event not in INSTALLATION_EVENTS and await self._service.installation_inactive(
+                delivery.installation_id
+            ):
+                # Acknowledged at intake; not acted on while suspended, never once deleted.
+                await self._service.finish_delivery(ref)
+                log.info("delivery skipped: the installation is suspended or deleted")
+                return "skipped"
+            await self._service.note_repository_visibility(repository)
+            gh = None
+            if (
+                delivery.installation_id is not None
+                and delivery.event not in INSTALLATION_EVENTS
+                and self._router.fetch(event)
+            ):
+                gh = await self._github.installation_client(delivery.installation_id)
+            context = HandlerContext(
+                delivery=ref, service=self._service, github=self._github, installation_id=delivery.installation_id
+            )
+            with outbox.take_here(self._lease) as claimed_here:
+                await self._router.dispatch(event, gh, context)
+                if not ref.finished:
+                    await self._service.finish_delivery(ref)
+            taken.extend(claimed_here)
+            rate_limit = getattr(gh, "rate_limit", None)
+            log.info(
+                "delivery handled",
+                extra={
+                    "attempt": delivery.attempts,
+                    "rate_limit_remaining": rate_limit.remaining if rate_limit else None,
+                },
+            )
+            return "handled"

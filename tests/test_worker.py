@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from gidgethub import routing
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pinkflow_bot.effects import MAX_EFFECT_ATTEMPTS, EffectRunner
 from pinkflow_bot.services import GovernanceService
@@ -236,3 +237,86 @@ async def test_an_effect_whose_every_attempt_outlasted_its_lease_is_parked_inste
     [shown] = [r for r in caplog.records if r.getMessage() == "effect failed for good"]
     assert "attempts ran out of time" in shown.error
     assert await runner.run_due(coalesce=False) == 0
+
+
+SHORT_LEASE = timedelta(seconds=0.9)
+SLOW = 2.5  # seconds of work: nearly three leases
+
+
+async def test_a_slow_delivery_keeps_its_lease_and_is_not_taken_over(sessions):
+    started = asyncio.Event()
+    attempts: list[int] = []
+    router = routing.Router()
+
+    @router.register("issue_comment", action="created")
+    async def slow(event, gh, ctx):
+        attempts.append(ctx.delivery.attempt)
+        started.set()
+        await asyncio.sleep(SLOW)
+
+    service = GovernanceService(sessions=sessions, settings=Settings.load({}, env_file=None))
+    one, other = (Worker(sessions=sessions, service=service, github=None, router=router, lease=SHORT_LEASE) for _ in "ab")
+    await store(sessions, comment_on(1), at=datetime.now(timezone.utc))
+    working = asyncio.create_task(one.process_next_delivery())
+    await started.wait()
+    while not working.done():  # another replica keeps looking for work meanwhile
+        assert not await other.process_next_delivery()
+        await asyncio.sleep(0.05)
+    assert working.result() is True
+    async with sessions() as session:
+        [row] = await session.scalars(select(Delivery))
+    assert (row.status, row.attempts) == ("done", 1)
+    assert attempts == [1]
+
+
+async def test_a_slow_effect_keeps_its_lease_and_is_not_done_twice(sessions):
+    service = GovernanceService(sessions=sessions, settings=Settings.load({}, env_file=None))
+    one, other = (EffectRunner(sessions=sessions, github=None, service=service, lease=SHORT_LEASE) for _ in "ab")
+    started = asyncio.Event()
+    performed: list[int] = []
+
+    async def slow_react(effect: Effect) -> None:  # a promotion waiting on its provider, say
+        performed.append(effect.attempts)
+        started.set()
+        await asyncio.sleep(SLOW)
+
+    one._react = other._react = slow_react
+    due = datetime.now(timezone.utc) - timedelta(seconds=1)
+    async with sessions() as session, session.begin():
+        session.add(Effect(kind="react", payload={}, status="pending", attempts=0, rate_limit_waits=0, not_before=due, created_at=due))
+    working = asyncio.create_task(one.run_due(coalesce=False))
+    await started.wait()
+    while not working.done():
+        assert await other.run_due(coalesce=False) == 0
+        await asyncio.sleep(0.05)
+    assert working.result() == 1
+    async with sessions() as session:
+        [row] = await session.scalars(select(Effect))
+    assert (row.status, row.attempts) == ("done", 1)
+    assert performed == [1]
+
+
+async def test_a_renewal_that_finds_the_delivery_taken_over_leaves_it_to_its_new_holder(sessions):
+    taken_over_until = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    outcome: list[str] = []
+    router = routing.Router()
+
+    @router.register("issue_comment", action="created")
+    async def slow(event, gh, ctx):
+        await asyncio.sleep(SHORT_LEASE.total_seconds() / 2)
+        async with sessions() as session, session.begin():  # as another worker's claim leaves it
+            await session.execute(
+                update(Delivery).where(Delivery.seq == ctx.delivery.seq).values(attempts=2, lease_until=taken_over_until)
+            )
+        await asyncio.sleep(SHORT_LEASE.total_seconds())  # renewals come and find it taken
+        outcome.append("the work went on")
+
+    service = GovernanceService(sessions=sessions, settings=Settings.load({}, env_file=None))
+    worker = Worker(sessions=sessions, service=service, github=None, router=router, lease=SHORT_LEASE)
+    await store(sessions, comment_on(1), at=datetime.now(timezone.utc))
+    assert await worker.process_next_delivery()
+    assert outcome == ["the work went on"]
+    async with sessions() as session:
+        [row] = await session.scalars(select(Delivery))
+    # Its finish was refused (taken over), and no renewal moved the new holder's lease.
+    assert (row.status, row.attempts, row.lease_until) == ("processing", 2, taken_over_until)
