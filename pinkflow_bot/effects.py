@@ -57,7 +57,7 @@ from .services import (
 )
 from .storage import leases, outbox
 from .storage import proposals as queries
-from .storage.database import single_writer, write_transaction
+from .storage.database import exclusive, single_writer, write_transaction
 from .storage.models import Effect, Proposal, ProtectionRuleRequest
 
 log = logging.getLogger(__name__)
@@ -312,16 +312,24 @@ class EffectRunner:
             if not edited:  # someone deleted the status comment: a new one takes its place
                 comment_id = None
         if comment_id is None:
-            # Found first: an earlier attempt whose id was not stored may have posted it already.
-            comment_id = await self._find_comment(gh, proposal, marker=STATUS_MARKER)
-            if comment_id is not None:
-                await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
-            else:
-                created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
-                comment_id = created["id"]
-        if pull is not None and pull.status_comment_id != comment_id:
-            async with write_transaction(self._sessions) as session:
-                stored = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
+            # One writer of a pull request's first comment at a time: the syncs of two of its
+            # proposals (a push right after opening) would each post one otherwise.
+            async with exclusive(self._sessions.kw["bind"], f"status comment {proposal.repo_full_name}#{proposal.pr_number}"):
+                # Found first: another sync, or an earlier attempt whose id was not stored, may have posted it.
+                comment_id = await self._find_comment(gh, proposal, marker=STATUS_MARKER)
+                if comment_id is not None:
+                    await gh.patch(f"/repos/{owner}/{repo}/issues/comments/{comment_id}", data={"body": body})
+                else:
+                    created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
+                    comment_id = created["id"]
+                await self._remember_status_comment(proposal, comment_id)
+        elif pull is not None and pull.status_comment_id != comment_id:
+            await self._remember_status_comment(proposal, comment_id)
+
+    async def _remember_status_comment(self, proposal: Proposal, comment_id: int) -> None:
+        async with write_transaction(self._sessions) as session:
+            stored = await queries.pull_request(session, repo_full_name=proposal.repo_full_name, number=proposal.pr_number)
+            if stored is not None and stored.status_comment_id != comment_id:
                 stored.status_comment_id = comment_id
 
     async def _edit_comment(self, gh, url: str, body: str) -> bool:

@@ -144,3 +144,29 @@ async def test_the_check_run_text_holds_the_audit_trail_newest_first(app, world,
     assert " · ann · vote: reject (weight 3): too risky" in lines[0]
     assert " · ann · tampering: edited comment" in lines[1]
     assert lines[-1].startswith("- 2026-11-02 09:00:00 UTC · pinkflow · opened")
+
+
+async def test_a_push_right_after_opening_leaves_one_status_comment(make_app, world):
+    """The first comment of two proposals of one pull request, written at the same time by
+    the worker's concurrent loops, is posted once: the status comment is the pull request's."""
+    import asyncio
+    import time
+
+    from tests.flow import MARKER, set_rules
+
+    set_rules(world, "open_on: pull_request\n")
+    world.latency = 0.2  # GitHub answering slowly, so both proposals' syncs overlap
+    app = await make_app()
+    app.runtime.start_worker()
+    await app.send(payloads.pull_request("opened", repo=REPO, number=PR, head_sha=SHA, author="alice"))
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.send(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        if [c for c in world.comments_on(REPO, PR) if MARKER in c["body"] and NEW_SHA[:7] in c["body"]]:
+            break
+    await asyncio.sleep(1.5)  # long enough for a second post, seven slow answers, to land
+    status_comments = [c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]
+    assert len(status_comments) == 1, [c["body"][:120] for c in status_comments]
+    assert NEW_SHA[:7] in status_comments[0]["body"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -91,6 +92,29 @@ async def write_lock(engine: AsyncEngine) -> AsyncIterator[None]:
             yield
         finally:
             holder[0] = None
+
+
+_named_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@asynccontextmanager
+async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
+    """One holder of `name` at a time: in this process, and on PostgreSQL across replicas
+    (a transaction-scoped advisory lock, so it ends with the holder's connection even if
+    the process dies). For work that calls out (GitHub) and must not run twice at once;
+    no write transaction is held meanwhile. SQLite runs one worker process, so the
+    process-wide lock is all there is to take."""
+    lock = _named_locks.get(name)
+    if lock is None:
+        lock = _named_locks[name] = asyncio.Lock()
+    async with lock:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        async with engine.connect() as connection, connection.begin():
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            yield
 
 
 def _sqlite_begin(connection: Any) -> None:
