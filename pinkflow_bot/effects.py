@@ -202,6 +202,12 @@ class EffectRunner:
                     if await self._service.installation_inactive(effect.installation_id):
                         # Suspended or deleted: its token would be refused; nothing is done for it.
                         log.info("effect dropped: the installation is suspended or deleted")
+                        if effect.kind == "promote" and effect.proposal_id is not None:
+                            # Not left pending for ever: asked for again once the App is back.
+                            await self._service.cancel_promotion(
+                                proposal_id=effect.proposal_id,
+                                reason="the App's installation is suspended; ask again once it is back",
+                            )
                     else:
                         handler = getattr(self, f"_{effect.kind}")
                         await handler(effect)

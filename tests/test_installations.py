@@ -67,6 +67,23 @@ async def test_a_suspended_installation_is_not_acted_on_until_unsuspended(app, w
     assert (await status(app))["votes"]["total"] == 1
 
 
+async def test_a_promotion_waiting_when_the_installation_is_suspended_can_be_asked_for_again_after(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), vote("/approve", "dan"))
+    world.fail("repos/create-deployment", status=502)  # the promotion waits for its retry
+    await app.deliver(vote("/promote", "ann"))
+    world.set_suspended(1, suspended=True)
+    await app.deliver(payloads.installation_event("suspend", installation_id=1))
+    clock.advance(minutes=10)
+    await app.drain()  # the retry falls due while suspended: nothing is done, and it is not left pending
+    assert (await status(app))["promotion"]["state"] == "failed"
+
+    world.set_suspended(1, suspended=False)
+    await app.deliver(payloads.installation_event("unsuspend", installation_id=1), vote("/promote", "ann"))
+    assert len(world.deployments_of(REPO)) == 1
+    assert (await status(app))["status"] == "promoted"
+
+
 async def test_a_deleted_installation_is_not_acted_on(app, world):
     await app.deliver(payloads.installation_event("created", installation_id=1, repositories=(REPO,)))
     await app.deliver(payloads.installation_event("deleted", installation_id=1))
