@@ -155,6 +155,10 @@ async def test_bad_list_parameters_answer_400_with_a_json_error(world, params, m
     assert message in body["error"]
 
 
+async def test_a_repository_of_a_managed_user_can_be_listed(world):
+    assert (await get_json(world, "/api/proposals", repo="mona_octo/app"))["proposals"] == []
+
+
 @pytest.mark.parametrize("raw", ["abc", "0", "-4", "1.5", "99999999999999999999999"])
 async def test_a_proposal_id_that_cannot_exist_answers_404_json(world, raw):
     assert await get_json(world, f"/api/proposals/{raw}", expect=404) == {"error": "no such proposal"}

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..governance.render import PROPOSAL_STATES
-from ..governance.rules import Rules
+from ..governance.rules import LOGIN_PATTERN, Rules
 from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
 from ..storage.models import AuditEvent, Promotion, Proposal
@@ -29,7 +29,7 @@ from .proposal_data import ProposalDetails, parse_proposal_id, public_statistics
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+_REPOSITORY = re.compile(LOGIN_PATTERN + r"/[A-Za-z0-9._-]{1,100}")  # owners may be managed users (mona_octo)
 
 
 def _error(status: int, message: str) -> web.Response:
