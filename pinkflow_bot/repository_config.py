@@ -13,6 +13,8 @@ copy runs out.
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import binascii
 import time
@@ -49,12 +51,17 @@ def problems_as_json(problems: Sequence[ConfigProblem]) -> list[dict[str, object
     """The form a proposal stores them in; None when there are none."""
     if not problems:
         return None
-    return [{"key": p.key, "line": p.line, "message": p.message} for p in problems]
+    return [{"key": p.key, "line": p.line, "message": p.message, "repository": p.repository} for p in problems]
 
 
 def problems_from_json(stored: Sequence[dict[str, object]] | None) -> tuple[ConfigProblem, ...]:
     return tuple(
-        ConfigProblem(str(p.get("key") or ""), p.get("line") if isinstance(p.get("line"), int) else None, str(p.get("message") or ""))
+        ConfigProblem(
+            str(p.get("key") or ""),
+            p.get("line") if isinstance(p.get("line"), int) else None,
+            str(p.get("message") or ""),
+            str(p.get("repository") or ""),
+        )
         for p in stored or ()
     )
 
@@ -107,12 +114,14 @@ class RepositoryConfig:
         if found is None:
             return RulesLookup(self.defaults)
         text, problem = found
+        # Problems of the owner's file say so: fixing this repository's (absent) file is not the cure.
+        where = f"{owner}/{OWNER_CONFIG_REPOSITORY}" if source == "owner" else ""
         if problem is not None:
-            return RulesLookup(self.defaults, (problem,), source)
+            return RulesLookup(self.defaults, (dataclasses.replace(problem, repository=where),), source)
         try:
             return RulesLookup(parse_config(text, defaults=self.defaults), (), source)
         except ConfigError as error:
-            return RulesLookup(self.defaults, error.problems, source)
+            return RulesLookup(self.defaults, tuple(dataclasses.replace(p, repository=where) for p in error.problems), source)
 
 
 async def _config_file(

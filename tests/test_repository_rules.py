@@ -57,6 +57,15 @@ async def test_the_owners_github_repository_is_the_fallback(app, world, vote):
     assert (votes["threshold"], votes["minVotes"], votes["isApproved"]) == (60, 1, True)
 
 
+async def test_problems_of_the_owners_file_name_the_owners_repository(app, world):
+    world.add_repo("octo-org/.github", installation_id=1)
+    set_rules(world, BROKEN, repo="octo-org/.github")
+    await open_proposal(app)
+    summary = check_run(world)["output"]["summary"]
+    assert "octo-org/.github" in summary and "line 1, threshold" in summary
+    assert "octo-org/.github" in status_comment(world)
+
+
 async def test_the_repositorys_own_file_wins_over_the_owners(app, world, vote):
     world.add_repo("octo-org/.github", installation_id=1)
     set_rules(world, "min_votes: 1\n", repo="octo-org/.github")

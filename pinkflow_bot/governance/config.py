@@ -113,6 +113,9 @@ class ConfigProblem:
     key: str  # "voters.weights.admin"; "" for the file as a whole
     line: int | None
     message: str
+    # The repository whose file it is, when not the pull request's own: the owner's
+    # `.github` repository, whose file applies where a repository has none.
+    repository: str = ""
 
     def describe(self) -> str:
         """`line 4, voters.weights.admin: must be a whole number 0 or more`."""

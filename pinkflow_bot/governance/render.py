@@ -610,13 +610,21 @@ def _heading(view: ProposalView) -> str:
     return f"### Pinkflow governance: {_environment(heading)}"
 
 
+def config_file_named(problems: Sequence[ConfigProblem]) -> str:
+    """Which file the problems are in, as the people who must fix it would look for it."""
+    owner_file = next((problem.repository for problem in problems if problem.repository), "")
+    if owner_file:
+        return f"`{CONFIG_PATH}` of {escape_text(owner_file, limit=200)} (the owner's rules, used where a repository has none)"
+    return f"`{CONFIG_PATH}`"
+
+
 def _config_problems_block(view: ProposalView) -> str:
     shown = view.config_problems[:MAX_PROBLEMS_SHOWN]
     listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in shown]
     if len(view.config_problems) > MAX_PROBLEMS_SHOWN:
         listed.append(f"- … and {_plural(len(view.config_problems) - MAX_PROBLEMS_SHOWN, 'more problem')}")
     return (
-        f"`{CONFIG_PATH}` on the default branch cannot be used, so this preview cannot be voted on or "
+        f"{config_file_named(view.config_problems)} on the default branch cannot be used, so this preview cannot be voted on or "
         "promoted until it is fixed. Once the fix is on the default branch, comment `/status`.\n\n"
         + "\n".join(listed)
     )
@@ -665,7 +673,7 @@ def render_config_error(problems: Sequence[ConfigProblem], *, path: str = CONFIG
 
     Keys and messages can repeat what people wrote in the file, so they are escaped.
     """
-    shown_path = escape_text(path, limit=200)
+    shown_path = config_file_named(problems) if path == CONFIG_PATH else escape_text(path, limit=200)
     count = len(problems)
     shown = problems[:MAX_PROBLEMS_SHOWN]
     listed = [f"- {escape_text(problem.describe(), limit=MAX_REASON_SHOWN)}" for problem in shown]
@@ -673,7 +681,7 @@ def render_config_error(problems: Sequence[ConfigProblem], *, path: str = CONFIG
         listed.append(f"- … and {_plural(count - MAX_PROBLEMS_SHOWN, 'more problem')}")
     summary = "\n\n".join(
         [
-            f"Pinkflow cannot use {shown_path} from the repository's default branch "
+            f"Pinkflow cannot use {shown_path} from its default branch "
             f"({_plural(count, 'problem')}). **Nothing will be promoted until the file on the default "
             "branch is fixed.** The file is only read from the default branch, so a pull request "
             "cannot change the rules it is voted under.",
