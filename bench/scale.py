@@ -120,8 +120,10 @@ class Dataset:
                 preview_deployment_id=PREVIEW_IDS + i, preview_url=f"https://pr-{i}.preview.example.dev",
                 environment="Preview", state=state,
                 superseded_by=self.sha(i + 1) if state == "superseded" else None, rules=self.rules,
-                opened_at=opened, closes_at=closes, decided_at=None if state in ("voting", "passed") else closes,
-                revisit_at=closes if state in ("voting", "passed") else None,
+                # Every proposal but the voting ones is past its period, so decided; passed ones
+                # closed passed. The voting ones are looked at again when their period ends.
+                opened_at=opened, closes_at=closes, decided_at=None if state == "voting" else closes,
+                revisit_at=closes if state == "voting" else None,
                 check_run_id=10_000_000 + i, check_run_completed=state not in ("voting", "passed"), notes="[]",
             )
 
