@@ -34,7 +34,7 @@ from .repository_config import RepositoryConfig, RulesLookup, problems_as_json
 from .settings import Settings
 from .storage import inbox, outbox
 from .storage import proposals as queries
-from .storage.database import write_transaction
+from .storage.database import serialize_in_transaction, write_transaction
 from .storage.models import (
     AuditEvent,
     Ballot,
@@ -586,6 +586,9 @@ class GovernanceService:
         window = self._settings.rate_limit_window
         limit = self._settings.rate_limit_max_requests
         since = now - window
+        # One count at a time per person and repository, whichever replica and pull request:
+        # two counting at once would both see room for their commands.
+        await serialize_in_transaction(session, f"commands {repo_full_name.lower()} {login.lower()}")
         used, oldest = await queries.commands_since(session, repo_full_name=repo_full_name, login=login, since=since)
         if used + count > limit:
             again = (oldest or now) + window

@@ -364,3 +364,33 @@ async def test_commands_are_rate_limited_per_person_and_repository(make_app, wor
     await app.deliver(vote("/reject", "dan"))
     votes = (await status(app))["votes"]
     assert (votes["approvals"], votes["rejections"]) == (1, 1)
+
+
+async def test_two_replicas_counting_one_persons_commands_at_once_do_not_both_see_room(make_app, clock):
+    """The command limit holds across replicas and pull requests: the second count waits
+    for the first transaction and sees its command."""
+    import asyncio
+
+    from pinkflow_bot.storage.database import write_transaction
+
+    app = await make_app(RATE_LIMIT_MAX_REQUESTS="1", RATE_LIMIT_WINDOW="15m")
+    service, sessions = app.runtime.service, app.runtime.sessions
+    first_counted = asyncio.Event()
+    release = asyncio.Event()
+
+    async def count(*, hold: bool) -> str | None:
+        async with write_transaction(sessions) as session:
+            refusal = await service._rate_limited(session, REPO, "ann", 1, now=clock())
+            if hold:
+                first_counted.set()
+                await release.wait()  # this replica's transaction is still open
+            return refusal
+
+    first = asyncio.create_task(count(hold=True))
+    await first_counted.wait()
+    second = asyncio.create_task(count(hold=False))
+    await asyncio.sleep(0.3)
+    assert not second.done()  # waiting for the first count's transaction
+    release.set()
+    assert await first is None
+    assert "at most 1 commands" in (await second or "")

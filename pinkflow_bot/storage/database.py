@@ -97,6 +97,18 @@ async def write_lock(engine: AsyncEngine) -> AsyncIterator[None]:
 _named_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
+def _advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+async def serialize_in_transaction(session: AsyncSession, name: str) -> None:
+    """Transactions naming `name` run this point one at a time until they end: on
+    PostgreSQL an advisory lock held to the end of the transaction; SQLite's write
+    transactions run one at a time already."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
+
+
 @asynccontextmanager
 async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
     """One holder of `name` at a time: in this process, and on PostgreSQL across replicas
@@ -111,9 +123,8 @@ async def exclusive(engine: AsyncEngine, name: str) -> AsyncIterator[None]:
         if engine.dialect.name != "postgresql":
             yield
             return
-        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
         async with engine.connect() as connection, connection.begin():
-            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(name)})
             yield
 
 
