@@ -328,7 +328,9 @@ class EffectRunner:
                 else:
                     created = await gh.post(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments", data={"body": body})
                     comment_id = created["id"]
-                await self._remember_status_comment(proposal, comment_id)
+            # Stored after the lock is let go: holding its connection while asking for another
+            # could leave a busy pool waiting on itself; the next holder finds the comment anyway.
+            await self._remember_status_comment(proposal, comment_id)
         elif pull is not None and pull.status_comment_id != comment_id:
             await self._remember_status_comment(proposal, comment_id)
 

@@ -324,6 +324,7 @@ async def test_a_status_comment_deleted_without_a_webhook_is_posted_again_once(a
 
 async def test_a_command_on_a_closed_proposal_is_answered_confused_with_a_line_saying_why(app, world, vote):
     await open_proposal(app)
+    world.close_pull(REPO, PR)
     await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=world.pulls[(REPO, PR)]["head"]["sha"], author="alice", state="closed"))
     late = vote("/approve", "ann")
     hold = vote("/hold", "dan")

@@ -245,6 +245,7 @@ async def test_a_push_supersedes_the_proposal_and_votes_do_not_carry_over(vote, 
 
 async def test_a_closed_pull_request_cancels_its_proposal(vote, app, world):
     await open_proposal(app)
+    world.close_pull(REPO, PR)
     await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
     run = the_check_run(world)
     assert (run["status"], run["conclusion"]) == ("completed", "cancelled")

@@ -81,6 +81,7 @@ async def test_github_a_refused_deployment_is_shown_and_may_be_asked_for_again(a
 
 
 def _closed(world):
+    world.close_pull(REPO, PR)
     return payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed")
 
 

@@ -42,6 +42,7 @@ async def test_a_push_supersedes_the_proposal_naming_the_new_commit(app, world, 
 
 async def test_a_closed_pull_request_cancels_and_the_deadline_closes(app, world, vote, clock):
     await open_proposal(app)
+    world.close_pull(REPO, PR)
     await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
     assert check_run(world)["conclusion"] == "cancelled"
     assert (await status(app))["status"] == "cancelled"
@@ -53,11 +54,13 @@ async def test_a_closed_pull_request_cancels_and_the_deadline_closes(app, world,
 async def test_a_reopened_pull_request_opens_its_vote_again_and_keeps_its_votes(app, world, vote, clock):
     await open_proposal(app)
     await app.deliver(vote("/approve", "ann"))
+    world.close_pull(REPO, PR)
     await app.deliver(payloads.pull_request("closed", repo=REPO, number=PR, head_sha=SHA, author="alice", state="closed"))
     first = await status(app)
     assert first["status"] == "cancelled"
 
     clock.advance(hours=30)  # past the first voting period
+    world.reopen_pull(REPO, PR)
     await app.deliver(payloads.pull_request("reopened", repo=REPO, number=PR, head_sha=SHA, author="alice"))
     reopened = await status(app)
     assert reopened["status"] == "voting"
@@ -170,3 +173,15 @@ async def test_a_push_right_after_opening_leaves_one_status_comment(make_app, wo
     status_comments = [c for c in world.comments_on(REPO, PR) if MARKER in c["body"]]
     assert len(status_comments) == 1, [c["body"][:120] for c in status_comments]
     assert NEW_SHA[:7] in status_comments[0]["body"]
+
+
+async def test_a_late_event_for_a_commit_the_pull_request_has_left_changes_nothing(app, world, vote):
+    """GitHub does not deliver in order: the pull request is read as it is now."""
+    await open_proposal(app)
+    world.push(REPO, PR, head_sha=NEW_SHA)
+    await app.deliver(payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=NEW_SHA, author="alice"))
+    await open_proposal(app, sha=NEW_SHA, deployment_id=502)
+    late = payloads.pull_request("synchronize", repo=REPO, number=PR, head_sha=SHA, author="alice")
+    await app.deliver(late)
+    assert (await status(app, deployment_id=502))["status"] == "voting"
+    assert (await status(app))["status"] == "superseded"

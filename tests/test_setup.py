@@ -165,6 +165,7 @@ async def test_the_callback_stores_the_credentials_and_the_app_starts_working(
     assert health["worker"] == "running"
     fake_github.add_installation(1, "octo-org")
     fake_github.add_repo("octo-org/shop", installation_id=1)
+    fake_github.add_pull("octo-org/shop", 3, head_sha="a" * 40, author="alice")
     delivery = payloads.pull_request("opened", repo="octo-org/shop", number=3, head_sha="a" * 40, author="alice")
     body = delivery.body()
     refused = await client.post(

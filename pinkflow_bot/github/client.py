@@ -16,6 +16,7 @@ from typing import Callable
 import aiohttp
 import gidgethub
 import gidgethub.aiohttp
+import jwt
 from cachetools import TTLCache
 
 from .. import metrics
@@ -160,7 +161,9 @@ class GitHubApp:
             except gidgethub.BadRequest as error:  # 4xx: reached, but the App is not accepted
                 status = getattr(error, "status_code", None)
                 answer = f"refused: GitHub answered {int(status) if status else 'an error'}; check APP_ID and the private key"
-            except (gidgethub.GitHubException, aiohttp.ClientError, OSError, ValueError) as error:
+            except jwt.PyJWTError:
+                answer = "refused: the App's private key cannot sign a token; check PRIVATE_KEY"
+            except Exception as error:  # health must answer whatever went wrong here
                 answer = f"unreachable: {type(error).__name__}"
             self._reachability = (self._clock(), answer)
             return answer

@@ -22,6 +22,11 @@ async def pull_request_changed(event: sansio.Event, gh, ctx: HandlerContext) -> 
     pull = event.data["pull_request"]
     repository = event.data["repository"]
     repo = repo_full_name(event.data)
+    if gh is not None:
+        # GitHub does not deliver in order: a late `synchronize` or `closed` must not move the
+        # App back to a head or state the pull request has left. It is read as it is now.
+        owner, name = repo.split("/", 1)
+        pull = await gh.getitem(f"/repos/{owner}/{name}/pulls/{pull['number']}")
     lookup = None
     if event.data.get("action") in _NEW_HEAD and pull["state"] == "open" and gh is not None:
         lookup = await ctx.service.config.read(gh, repo_full_name=repo, default_branch=repository.get("default_branch"))

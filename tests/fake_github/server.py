@@ -416,6 +416,11 @@ class FakeGitHub:
             self.set_branch(full_name, pull["base"]["ref"], merge_sha)
         return pull
 
+    def reopen_pull(self, full_name: str, number: int) -> dict[str, Any]:
+        pull = self.pulls[(full_name.lower(), number)]
+        pull.update(state="open", closed_at=None, updated_at=self.now_iso())
+        return pull
+
     def pulls_of(self, full_name: str) -> list[dict[str, Any]]:
         return [p for (repo, _), p in self.pulls.items() if repo == full_name.lower()]
 
