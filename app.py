@@ -13,10 +13,12 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from pinkflow_bot.error_reports import init_error_reports
 from pinkflow_bot.logs import configure_logging
@@ -42,7 +44,7 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, _on_signal, stop)
     runner = None
     try:
         if with_web:
@@ -51,8 +53,11 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
             await web.TCPSite(runner, settings.host, settings.port).start()
             log.info("listening", extra={"url": f"http://{settings.host}:{settings.port}", "public_url": settings.public_url})
         keep_out_of_collections()
-        if not settings.configured:
+        if not settings.configured and with_web:
             log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET): serving the setup page only")
+        elif not settings.configured:
+            log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET): waiting for the setup page to write them")
+            asyncio.create_task(take_up_credentials(runtime), name="pinkflow-await-credentials")
         elif with_worker:
             runtime.start_worker()
             log.info("worker started")
@@ -63,6 +68,31 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
         if runner is not None:
             await runner.cleanup()
         await runtime.close(grace_seconds=settings.shutdown_grace)
+
+
+def _on_signal(stop: asyncio.Event) -> None:
+    if stop.is_set():
+        # Asked twice: stop now. Acknowledged deliveries are committed; work in hand is
+        # taken over by the next run once its lease lapses.
+        log.warning("asked again to stop: stopping now")
+        os._exit(130)
+    stop.set()
+
+
+async def take_up_credentials(runtime: Runtime, *, every_seconds: float = 5.0) -> None:
+    """A worker started before the App was registered: the setup page of a web process
+    writes the credentials to `.env`; this process takes them up when they appear."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            settings = Settings.load(env_file=runtime.settings.env_file)
+        except SettingsError as error:
+            log.warning("credentials not taken up: %s", error)
+            continue
+        if settings.configured:
+            await runtime.apply_credentials(settings)
+            log.info("GitHub App credentials found: worker started")
+            return
 
 
 def keep_out_of_collections() -> None:
@@ -91,12 +121,23 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(level="warning", fmt="text")
         asyncio.run(run_demo(port=settings.port, host="127.0.0.1"))
         return 0
-    if args.command == "migrate":
-        asyncio.run(run_migrations(settings))
-        return 0
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker")))
+    try:
+        if args.command == "migrate":
+            asyncio.run(run_migrations(settings))
+            return 0
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker")))
+    except (OSError, SQLAlchemyError, ImportError) as error:
+        # The database cannot be reached, the port is taken, no driver for the URL: one line
+        # that says which, not a traceback.
+        print(f"cannot start: {one_line(error)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def one_line(error: BaseException) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return first.removeprefix("(Background on this error at")[:300]
 
 
 def event_loop_factory():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from pinkflow_bot.storage.database import MIGRATION_LOCK
 from pinkflow_bot.storage.models import Base
 
 config = context.config
@@ -14,6 +16,10 @@ target_metadata = Base.metadata
 
 
 def run_on(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together all migrate: one at a time, each later one finding the
+        # schema up to date. Held until the migration's transaction ends.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -105,6 +105,8 @@ class Settings:
                 private_key = key_path.read_text()
             except OSError as error:
                 raise SettingsError(f"PRIVATE_KEY_PATH: cannot read {key_path}: {error.strerror}") from None
+            except UnicodeDecodeError:
+                raise SettingsError(f"PRIVATE_KEY_PATH: {key_path} is not a PEM file (text); GitHub's download is") from None
         if private_key is not None:
             private_key = private_key.replace("\\n", "\n").strip() + "\n"
         period_text = get("DAO_VOTING_PERIOD") or "86400000"
@@ -156,6 +158,29 @@ class Settings:
             raise SettingsError("PORT must be from 1 to 65535")
         if not 0 <= self.trusted_proxy_hops <= 10:
             raise SettingsError("TRUSTED_PROXY_HOPS must be from 0 to 10")
+        if self.worker_concurrency < 1:
+            raise SettingsError("WORKER_CONCURRENCY must be at least 1")
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
+        if self.private_key is not None and not _is_private_key(self.private_key):
+            # Found at start, not when the first token is signed and every delivery then fails.
+            raise SettingsError("PRIVATE_KEY is not a PEM private key (paste the .pem GitHub gave, with \\n for line breaks)")
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
+
+
+def _is_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _int(text: str, name: str) -> int:

@@ -198,3 +198,74 @@ async def test_without_credentials_the_app_starts_and_serves_the_setup_page(tmp_
         assert await app.stop() == 0
     # The default database is SQLite, in the working folder.
     assert (tmp_path / "pinkflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    "command, env, code, says",
+    [
+        (["migrate"], {"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/pinkflow"}, 1, "cannot start: "),
+        (["migrate"], {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/pinkflow"}, 1, "cannot start: "),
+        (["migrate"], {"DATABASE_URL": "sqlite+aiosqlite:////no-such-folder/x/pinkflow.db"}, 1, "cannot start: "),
+        (["web"], {"PRIVATE_KEY": "not a key", "APP_ID": "1", "WEBHOOK_SECRET": "s"}, 2, "PRIVATE_KEY is not a PEM private key"),
+        (["worker"], {"WORKER_CONCURRENCY": "0"}, 2, "WORKER_CONCURRENCY must be at least 1"),
+    ],
+    ids=["database-unreachable", "no-driver", "no-folder", "bad-key", "no-workers"],
+)
+def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_path, command, env, code, says):
+    import subprocess
+    import sys
+
+    from tests.paths import REPO_ROOT
+    from tests.process import free_port
+
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "app.py"), *command], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PORT": str(free_port()), **env},
+    )
+    assert result.returncode == code, result.stderr
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_a_worker_started_before_registration_takes_up_the_credentials_setup_writes(tmp_path, fake_github, app_private_key):
+    import asyncio
+    import sys
+
+    from tests.paths import REPO_ROOT
+    from tests.process import free_port
+
+    log_path = tmp_path / "worker.log"
+    env = {"PATH": "/usr/bin:/bin", "PORT": str(free_port()), "LOG_FORMAT": "text", "GITHUB_API_URL": fake_github.url}
+    with log_path.open("ab") as log_file:
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable, str(REPO_ROOT / "app.py"), "worker", cwd=tmp_path, env=env, stdout=log_file, stderr=log_file
+        )
+    try:
+        await asyncio.sleep(1.5)
+        assert "waiting for the setup page to write them" in log_path.read_text()
+        from pinkflow_bot.web.setup import write_env_file
+
+        # What the setup page of a web process writes.
+        write_env_file(tmp_path / ".env", {"APP_ID": "1", "PRIVATE_KEY": app_private_key, "WEBHOOK_SECRET": "s3cret"})
+        for _ in range(100):
+            if "credentials found: worker started" in log_path.read_text():
+                break
+            await asyncio.sleep(0.1)
+        assert "credentials found: worker started" in log_path.read_text(), log_path.read_text()[-2000:]
+    finally:
+        worker.terminate()
+        assert await asyncio.wait_for(worker.wait(), timeout=30) == 0
+
+
+def test_asked_twice_to_stop_the_app_stops_at_once(monkeypatch):
+    import asyncio
+
+    import app as app_module
+
+    exits: list[int] = []
+    monkeypatch.setattr(app_module.os, "_exit", exits.append)
+    stop = asyncio.Event()
+    app_module._on_signal(stop)
+    assert stop.is_set() and exits == []  # the first asks for a graceful stop
+    app_module._on_signal(stop)
+    assert exits == [130]

@@ -50,3 +50,17 @@ def test_app_py_migrate_creates_the_schema(tmp_path):
     tables = set(inspect(engine).get_table_names())
     engine.dispose()
     assert {"deliveries", "proposals", "ballots", "promotions", "effects", "audit_events", "alembic_version"} <= tables
+
+
+async def test_replicas_starting_together_migrate_one_after_the_other(database_url):
+    """Every process migrates as it starts: started together, none of them fails."""
+    import asyncio
+
+    engines = [create_engine(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))
+        async with engines[0].connect() as connection:
+            assert await connection.run_sync(lambda sync: inspect(sync).has_table("deliveries"))
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -27,8 +27,8 @@ def test_the_environment_wins_over_the_env_file(tmp_path):
     assert settings.public_url == "http://localhost:5000"
 
 
-def test_a_private_key_inline_with_escaped_newlines_or_from_a_file(tmp_path):
-    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----"
+def test_a_private_key_inline_with_escaped_newlines_or_from_a_file(tmp_path, app_private_key):
+    pem = app_private_key.strip()
     inline = Settings.load({"PRIVATE_KEY": pem.replace("\n", "\\n")}, env_file=None)
     assert inline.private_key == pem + "\n"
     key_file = tmp_path / "app.pem"
@@ -42,10 +42,32 @@ def test_a_missing_key_file_is_a_clear_error(tmp_path):
         Settings.load({"PRIVATE_KEY_PATH": str(tmp_path / "missing.pem")}, env_file=None)
 
 
-def test_secrets_are_kept_out_of_the_repr():
-    settings = Settings.load({"PRIVATE_KEY": "pem-secret-value", "WEBHOOK_SECRET": "hook-secret-value"}, env_file=None)
-    assert "secret-value" not in repr(settings)
-    assert set(settings.secrets()) == {"pem-secret-value\n", "hook-secret-value"}
+def test_secrets_are_kept_out_of_the_repr(app_private_key):
+    settings = Settings.load({"PRIVATE_KEY": app_private_key, "WEBHOOK_SECRET": "hook-secret-value"}, env_file=None)
+    assert "secret-value" not in repr(settings) and app_private_key.splitlines()[1] not in repr(settings)
+    assert set(settings.secrets()) == {app_private_key.strip() + "\n", "hook-secret-value"}
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"PRIVATE_KEY": "not a key"}, "PRIVATE_KEY is not a PEM private key"),
+        ({"PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\\nMIIB\\n-----END RSA PRIVATE KEY-----"}, "not a PEM private key"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY must be at least 1"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_at_start_saying_which(values, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(values, env_file=None)
+
+
+def test_a_key_file_that_is_not_text_is_a_clear_error(tmp_path):
+    der = tmp_path / "app.der"
+    der.write_bytes(b"\x30\x82\x04\xa4\xff\xfe")
+    with pytest.raises(SettingsError, match="not a PEM file"):
+        Settings.load({"PRIVATE_KEY_PATH": str(der)}, env_file=None)
 
 
 @pytest.mark.parametrize(

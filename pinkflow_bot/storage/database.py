@@ -158,10 +158,21 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+# Any fixed number: the lock that keeps two processes from migrating one database at once
+# (migrations/env.py takes the same one when Alembic's own command line runs them).
+MIGRATION_LOCK = 7_240_611_252_018_113
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Brings the schema to the newest revision through the live connection."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    """Brings the schema to the newest revision through the live connection. Processes
+    starting together migrate one after the other: SQLite's write lock taken at BEGIN
+    (the others wait for it), an advisory lock on PostgreSQL (taken here before Alembic runs)."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(**WRITE)
+        async with connection.begin():
+            if engine.dialect.name == "postgresql":
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            await connection.run_sync(_upgrade)
 
 
 def _upgrade(connection: Connection) -> None:
