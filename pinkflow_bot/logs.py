@@ -85,7 +85,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        context = " ".join(f"{k}={v}" for k, v in _context.get({}).items())
+        # The same fields as JSON gives: the context, then the line's own `extra=`.
+        fields = {**_context.get({}), **{
+            key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRS and not key.startswith("_")
+        }}
+        context = " ".join(f"{k}={v}" for k, v in fields.items())
         line = super().format(record)
         return redact(f"{line} {context}".rstrip())
 

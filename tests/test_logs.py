@@ -76,3 +76,21 @@ def test_tracebacks_are_masked_too(captured):
 def test_ordinary_text_is_left_alone():
     text = "vote by ann: approve (weight 3) on octo/shop#3 at 9fceb02"
     assert redact(text) == text
+
+
+def test_text_lines_carry_the_same_fields_as_json():
+    from pinkflow_bot.logs import TextFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("pinkflow_bot.test_logs_text")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        with log_context(delivery_id="d-9"):
+            logger.info("effect will be retried", extra={"retry_in_s": 60.0, "error": "GitHub answered 502"})
+    finally:
+        logger.removeHandler(handler)
+    line = stream.getvalue()
+    assert "delivery_id=d-9" in line and "retry_in_s=60.0" in line and "error=GitHub answered 502" in line

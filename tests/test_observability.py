@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import aiohttp
 import pytest
 
 from pinkflow_bot.error_reports import init_error_reports
@@ -73,6 +74,33 @@ async def test_a_refused_delivery_is_counted_without_trusting_its_event_header(a
     text = await (await app.client.get("/metrics")).text()
     assert sample(text, "pinkflow_deliveries_total", event="unverified", outcome="refused_401") >= 1
     assert "made-up-event" not in text
+
+
+async def test_a_ping_is_counted_as_a_ping_not_as_a_redelivery(app):
+    assert (await app.send(payloads.ping())).status == 200
+    text = await (await app.client.get("/metrics")).text()
+    assert sample(text, "pinkflow_deliveries_total", event="ping", outcome="ping") == 1
+
+
+async def test_github_enterprise_routes_are_labelled_from_the_api_root():
+    """`GITHUB_API_URL=https://HOST/api/v3`: one label per route, not per repository."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from pinkflow_bot.github.client import _VersionedClient
+    from pinkflow_bot.metrics import GITHUB_REQUESTS
+
+    async def answer(request):
+        return web.json_response({})
+
+    server_app = web.Application()
+    server_app.router.add_route("*", "/{tail:.*}", answer)
+    async with TestServer(server_app) as server, aiohttp.ClientSession() as http:
+        gh = _VersionedClient(http, "test", oauth_token="t", base_url=str(server.make_url("/api/v3")))
+        await gh.getitem("/repos/team2/site2/pulls/5")
+    routes = {sample.labels["route"] for metric in GITHUB_REQUESTS.collect() for sample in metric.samples}
+    assert "/repos/{owner}/{repo}/pulls/{id}" in routes
+    assert not any("team2" in route or route.startswith("/api/v3") for route in routes)
 
 
 @pytest.mark.parametrize(

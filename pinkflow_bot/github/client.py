@@ -56,7 +56,9 @@ class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
         status, answer_headers, answer = await super()._request(
             method, url, {**headers, "x-github-api-version": API_VERSION}, body
         )
-        metrics.GITHUB_REQUESTS.labels(method=method, route=metrics.github_route(urlsplit(url).path), status=str(status)).inc()
+        # Routes from the API root: GitHub Enterprise Server's `/api/v3` prefix is not a route.
+        path = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path.rstrip("/"))
+        metrics.GITHUB_REQUESTS.labels(method=method, route=metrics.github_route(path), status=str(status)).inc()
         remaining = answer_headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             resource = answer_headers.get("x-ratelimit-resource", "core")[:20]

@@ -54,6 +54,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
     metrics.INTAKE_SECONDS.observe(time.perf_counter() - started)
     if response.status == 202:
         outcome = "accepted"
+    elif response.status == 200 and request.headers.get("X-GitHub-Event") == "ping":
+        outcome = "ping"
     elif response.status == 200:
         outcome = "duplicate"
     else:
