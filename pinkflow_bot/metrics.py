@@ -17,7 +17,7 @@ REGISTRY = CollectorRegistry()
 
 DELIVERIES = Counter(
     "pinkflow_deliveries_total",
-    "Webhook deliveries by event and outcome (intake: accepted, duplicate, refused; worker: handled, failed, skipped).",
+    "Webhook deliveries by event and outcome (intake: accepted, duplicate, ping, refused; worker: handled, failed, skipped).",
     ["event", "outcome"],
     registry=REGISTRY,
 )
