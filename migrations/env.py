@@ -16,10 +16,6 @@ target_metadata = Base.metadata
 
 
 def run_on(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        # Replicas starting together all migrate: one at a time, each later one finding the
-        # schema up to date. Held until the migration's transaction ends.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -40,6 +36,9 @@ def run_from_url() -> None:
     async def run() -> None:
         engine = create_engine(url)
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # As the App's own migrate() does: one process at a time.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             await connection.run_sync(run_on)
         await engine.dispose()
 

@@ -364,10 +364,7 @@ class GovernanceService:
                     preview_url=preview_url, environment=environment, lookup=lookup, now=now,
                 )
             elif proposal.state in queries.OPEN_STATES:
-                new_preview = bool(preview_url) and preview_url != proposal.preview_url
-                proposal.preview_url = preview_url or proposal.preview_url
-                proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
-                proposal.environment = environment or proposal.environment
+                new_preview = _take_preview(proposal, preview_url, preview_deployment_id, environment)
                 await self._refresh_config(session, proposal, lookup, now=now)
                 if new_preview:
                     await self._enqueue_health_check(session, proposal, now=now)
@@ -434,9 +431,7 @@ class GovernanceService:
         proposal.rules = rules.as_dict()
         proposal.opened_at, proposal.closes_at = now, now + rules.voting_period
         proposal.config_problems = problems_as_json(lookup.problems)
-        proposal.preview_url = preview_url or proposal.preview_url
-        proposal.preview_deployment_id = preview_deployment_id or proposal.preview_deployment_id
-        proposal.environment = environment or proposal.environment
+        _take_preview(proposal, preview_url, preview_deployment_id, environment)
         session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="reopened", detail=f"was {was}; {pull.head_sha[:7]} is the head again", at=now))
         await self._enqueue_health_check(session, proposal, now=now)
         await self._settle(session, proposal, now=now)
@@ -1427,6 +1422,15 @@ def _not_current(proposal: Proposal) -> str:
         newer = f" by {proposal.superseded_by[:7]}" if proposal.superseded_by else ""
         return f"not run: this proposal was superseded{newer}; the newer commit's preview opens the next vote"
     return f"not run: the proposal is {proposal.state}"
+
+
+def _take_preview(proposal: Proposal, url: str | None, deployment_id: int | None, environment: str | None) -> bool:
+    """A preview reported again for the proposal's commit; whether its URL is a new one."""
+    new = bool(url) and url != proposal.preview_url
+    proposal.preview_url = url or proposal.preview_url
+    proposal.preview_deployment_id = deployment_id or proposal.preview_deployment_id
+    proposal.environment = environment or proposal.environment
+    return new
 
 
 def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:

@@ -87,13 +87,6 @@ async def protection_rule_requested(event: sansio.Event, gh, ctx: HandlerContext
 RECENT_PULLS_SEARCHED = 300
 
 
-async def _numbered(items):
-    seen = 0
-    async for item in items:
-        seen += 1
-        yield seen, item
-
-
 async def _open_pull_at(event: sansio.Event, gh, ctx: HandlerContext, *, sha: str) -> PullRequestFacts | None:
     """The open pull request whose head is this commit: from stored events, else from GitHub."""
     repo = repo_full_name(event.data)
@@ -108,8 +101,9 @@ async def _open_pull_at(event: sansio.Event, gh, ctx: HandlerContext, *, sha: st
     if not candidates:
         # A pull request from a fork: its head commit lives in the fork, and GitHub does not
         # find it by commit. The recently updated open pull requests show their heads.
-        listed = gh.getiter(f"/repos/{owner}/{name}/pulls?state=open&sort=updated&direction=desc&per_page=100")
-        async for seen, pull in _numbered(listed):
+        seen = 0
+        async for pull in gh.getiter(f"/repos/{owner}/{name}/pulls?state=open&sort=updated&direction=desc&per_page=100"):
+            seen += 1
             if pull["head"]["sha"] == sha:
                 candidates = [pull]
                 break
