@@ -28,7 +28,7 @@ def test_every_event_in_the_manifest_has_a_handler_and_every_handler_an_event():
 def test_the_permissions_are_the_least_the_app_needs():
     assert MANIFEST["default_permissions"] == {
         "checks": "write",  # the check run and its Promote button
-        "pull_requests": "read",  # heads and authors; the App never changes a pull request
+        "pull_requests": "write",  # heads and authors; comments and reactions on pull requests
         "issues": "write",  # the status comment, replies, reactions
         "deployments": "write",  # the production deployment; protection rule reviews
         "contents": "read",  # .github/pinkflow.yml
