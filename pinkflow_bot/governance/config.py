@@ -25,6 +25,7 @@ from yaml.composer import ComposerError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .durations import format_duration
 from .permissions import Permission
 from .rules import LOGIN, OPEN_ON_CHOICES, PROMOTE_PROVIDERS, Rules, login_key, team_key, webhook_url_problem
 
@@ -104,6 +105,32 @@ promote:
 """
 
 DURATION_HINT = "a duration such as 30m, 24h or 2d (units s, m, h, d; a bare number is seconds)"
+# Durations as people write them in words ("2 days", "1 hour 30 minutes", "1w"): refused,
+# with the short form to write instead.
+_SPELLED_PART = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(weeks?|wks?|w|days?|hours?|hrs?|minutes?|mins?|seconds?|secs?)\b", re.IGNORECASE
+)
+_SPELLED_DURATION = re.compile(r"\s*(?:" + _SPELLED_PART.pattern + r"[\s,]*(?:and\s+)?)+", re.IGNORECASE)
+_SPELLED_UNITS = {"w": ("d", 7), "d": ("d", 1), "h": ("h", 1), "m": ("m", 1), "s": ("s", 1)}
+# Messages of the YAML reader for the usual slips, in the words of someone fixing the file.
+_YAML_SLIPS = (
+    ("found character '\\t'", "a tab character: YAML is indented with spaces only"),
+    (
+        "mapping values are not allowed here",
+        "a key: value where none was expected; check the indentation of this line and the one above "
+        "(the keys of one section start in the same column), and that each key ends with a colon",
+    ),
+    (
+        "expected <block end>",
+        "this line is not indented like the lines around it (the keys of one section start in the same column)",
+    ),
+    ("could not find expected ':'", "a line without a colon after its key"),
+    ("found character '@'", "a value or key starting with @ must be quoted ('@alice')"),
+    ("found character '`'", "a value starting with ` must be quoted"),
+    ("expected ',' or ']'", "a [ list ] that is not closed with ]"),
+    ("expected ',' or '}'", "a { mapping } that is not closed with }"),
+    ("found unexpected end of stream", "a quote that is not closed"),
+)
 
 
 @dataclass(frozen=True)
@@ -209,12 +236,29 @@ def _compose(text: str) -> tuple[Node | None, list[ConfigProblem]]:
         if isinstance(error, _Refused):
             return None, [ConfigProblem("", line, str(error.problem))]
         detail = ", ".join(part for part in (error.context, error.problem) if part) or "unreadable YAML"
-        return None, [ConfigProblem("", line, f"YAML syntax error: {detail}")]
+        return None, [ConfigProblem("", line, f"YAML syntax error: {_plain_yaml_error(detail)}")]
     except yaml.reader.ReaderError as error:
         line = len(_LINE_BREAK.findall(text, 0, error.position)) + 1
         return None, [ConfigProblem("", line, f"contains a character YAML does not allow (#x{error.character:04x})")]
     except yaml.YAMLError as error:
         return None, [ConfigProblem("", None, f"YAML error: {error}")]
+
+
+def _plain_yaml_error(detail: str) -> str:
+    """The YAML reader's message in plain words where it is one of the usual slips."""
+    return next((plain for found, plain in _YAML_SLIPS if found in detail), detail)
+
+
+def spelled_duration(text: str) -> str | None:
+    """The short form of a duration written in words ("2 days" is "2d", "1 week" is "7d");
+    None when `text` is not one."""
+    if not _SPELLED_DURATION.fullmatch(text):
+        return None
+    parts = []
+    for amount, unit in _SPELLED_PART.findall(text):
+        short, factor = _SPELLED_UNITS[unit[0].lower()]
+        parts.append(f"{float(amount) * factor:g}{short}")
+    return "".join(parts)
 
 
 _PLAIN_TAGS = frozenset(_YAML + kind for kind in ("null", "bool", "int", "float", "str", "timestamp", "seq", "map"))
@@ -226,6 +270,21 @@ def _line(node: Node) -> int:
 
 def _is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _YAML + "null"
+
+
+# Values people try that are not choices here, and what to write instead.
+_PROVIDER_HINTS = {"netlify": "; for Netlify, use github (your CD promotes on the deployment event) or webhook"}
+_OPEN_ON_HINTS = {"push": "; pull_request opens a vote on each push to the pull request"}
+
+
+def _milliseconds_hint(text: str) -> str:
+    """For a bare number too long in seconds: DAO_VOTING_PERIOD counts milliseconds, the file seconds."""
+    if not _BARE_SECONDS.fullmatch(text):
+        return ""
+    meant = timedelta(milliseconds=float(text))
+    if not timedelta(0) < meant <= MAX_DURATION:
+        return ""
+    return f"; a bare number is seconds here, not milliseconds: for {text} ms write {format_duration(meant)}"
 
 
 def _count(count: int, word: str) -> str:
@@ -241,7 +300,14 @@ def _suggestion(word: str, candidates: Iterable[str]) -> str:
     return f'; did you mean "{match[0]}"?' if match else ""
 
 
+# Names people bring from other tools, and the key that means the same here.
+_KEY_SYNONYMS = {"quorum": "min_votes", "period": "voting_period"}
+
+
 def _unknown_key_message(name: str, *, section: str, known: Sequence[str]) -> str:
+    synonym = _KEY_SYNONYMS.get(name.lower()) if not section else None
+    if synonym in known:
+        return f'unknown key; did you mean "{synonym}"?'
     suggestion = _suggestion(name, known)
     if not suggestion:
         # A key written at the wrong level: `allow_author:` at the top instead of under `voters:`.
@@ -372,7 +438,7 @@ class _Reader:
         self.read(top, "min_votes", changes, "min_votes", self.min_votes)
         self.read(top, "voting_period", changes, "voting_period", self.voting_period)
         self.read(top, "min_voting_time", changes, "min_voting_time", self.min_voting_time)
-        self.read(top, "open_on", changes, "open_on", self.choice(OPEN_ON_CHOICES))
+        self.read(top, "open_on", changes, "open_on", self.choice(OPEN_ON_CHOICES, _OPEN_ON_HINTS))
         self.read(top, "reset_on_push", changes, "reset_on_push", self.boolean)
 
         environments = self.section(top, "environments")
@@ -391,7 +457,7 @@ class _Reader:
         self.read(health, "required", changes, "preview_health_required", self.boolean)
 
         promote = self.section(top, "promote")
-        self.read(promote, "provider", changes, "promote_provider", self.choice(PROMOTE_PROVIDERS))
+        self.read(promote, "provider", changes, "promote_provider", self.choice(PROMOTE_PROVIDERS, _PROVIDER_HINTS))
         self.read(promote, "auto", changes, "auto_promote", self.boolean)
         self.read(promote, "permission", changes, "promote_permission", self.permission)
         self.read(promote, "allow_force", changes, "allow_force", self.boolean)
@@ -447,6 +513,10 @@ class _Reader:
 
     def percentage(self, key: str, node: Node) -> Any:
         must_be = "must be a whole percentage from 0 to 100"
+        if isinstance(node, ScalarNode) and node.tag == _YAML + "float":
+            fraction = self.scalar(key, node, must_be)
+            if fraction is not None and 0 < fraction[1] < 1:
+                return self.problem(key, node, f"{must_be}; {node.value} reads as a fraction: for {fraction[1]:.0%} write {round(fraction[1] * 100)}")
         if isinstance(node, ScalarNode) and node.tag == _YAML + "str":
             match = _PERCENTAGE.fullmatch(node.value)  # `75%` and "75" read as meant
             if match is None or int(match.group(1)) > 100:
@@ -468,7 +538,8 @@ class _Reader:
         if value is None:
             return INVALID
         if value[0] != "bool":
-            return self.problem(key, node, "must be true or false")
+            quoted = value[0] == "str" and node.value.strip().lower() in ("true", "false")
+            return self.problem(key, node, "must be true or false, without quotes" if quoted else "must be true or false")
         return value[1]
 
     def text(self, key: str, node: Node, must_be: str) -> Any:
@@ -480,14 +551,14 @@ class _Reader:
             return self.problem(key, node, must_be)
         return node.value.strip()
 
-    def choice(self, choices: Sequence[str]) -> Callable[[str, Node], Any]:
+    def choice(self, choices: Sequence[str], hints: dict[str, str] | None = None) -> Callable[[str, Node], Any]:
         def convert(key: str, node: Node) -> Any:
             must_be = f"must be one of {_choices(choices)}"
             value = self.text(key, node, must_be)
             if value is INVALID:
                 return INVALID
             if value.lower() not in choices:
-                return self.problem(key, node, must_be + _suggestion(value, choices))
+                return self.problem(key, node, must_be + (hints or {}).get(value.lower(), _suggestion(value, choices)))
             return value.lower()
 
         return convert
@@ -505,9 +576,11 @@ class _Reader:
         # The text as written: YAML 1.1 would read `1:30` as the number 90.
         seconds = duration_seconds(node.value)
         if seconds is None:
-            return self.problem(key, node, f"must be {DURATION_HINT}")
+            short = spelled_duration(node.value)
+            instead = f"; write {short}" if short else ""
+            return self.problem(key, node, f"must be {DURATION_HINT}{instead}")
         if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
-            return self.problem(key, node, f"must be at most {MAX_DURATION.days}d")
+            return self.problem(key, node, f"must be at most {MAX_DURATION.days}d" + _milliseconds_hint(node.value))
         if not allow_zero and seconds <= 0:
             return self.problem(key, node, "must be longer than 0")
         return timedelta(seconds=seconds)
@@ -571,7 +644,7 @@ class _Reader:
     # -- weights ----------------------------------------------------------------------
 
     def role_weights(self, key: str, node: Node) -> Any:
-        section = self.mapping(node, key, known=PERMISSION_NAMES)
+        section = self.mapping(node, key, known=PERMISSION_NAMES, must_be="must map each role to its weight, such as {admin: 3, write: 1}")
         weights = {name: self.weight(section.key(name), value) for name, (_, value) in section.entries.items()}
         if INVALID in weights.values():
             return INVALID
@@ -579,18 +652,28 @@ class _Reader:
 
     def user_weights(self, key: str, node: Node) -> Any:
         return self._named_weights(
-            key, node, normalise=lambda name: login_key(name.lstrip("@")), valid=LOGIN, must_be="is not a GitHub login"
+            key,
+            node,
+            normalise=lambda name: login_key(name.lstrip("@")),
+            valid=LOGIN,
+            must_be="is not a GitHub login",
+            shape="must map each login to its weight, such as {alice: 2}",
         )
 
     def team_weights(self, key: str, node: Node) -> Any:
         return self._named_weights(
-            key, node, normalise=team_key, valid=_TEAM, must_be='must be written "org/team-slug"'
+            key,
+            node,
+            normalise=team_key,
+            valid=_TEAM,
+            must_be='must be written "org/team-slug"',
+            shape='must map each team to its weight, such as {"acme/core": 2}',
         )
 
     def _named_weights(
-        self, key: str, node: Node, *, normalise: Callable[[str], str], valid: re.Pattern[str], must_be: str
+        self, key: str, node: Node, *, normalise: Callable[[str], str], valid: re.Pattern[str], must_be: str, shape: str
     ) -> Any:
-        section = self.mapping(node, key, known=None, normalise=normalise)
+        section = self.mapping(node, key, known=None, normalise=normalise, must_be=shape)
         weights: dict[str, int] = {}
         failed = False
         for name, (key_node, value_node) in section.entries.items():

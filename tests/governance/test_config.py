@@ -297,7 +297,7 @@ DURATION = "must be a duration such as 30m, 24h or 2d"
         pytest.param(
             "voters:\n  users: {mona_octo_x: 1}\n", "voters.users.mona_octo_x", 2, "not a GitHub login", id="login-two-codes"
         ),
-        pytest.param("voters:\n  users: [alice]\n", "voters.users", 2, "must be a mapping", id="users-list"),
+        pytest.param("voters:\n  users: [alice]\n", "voters.users", 2, "must map each login", id="users-list"),
         pytest.param("voters:\n  teams: {core: 2}\n", "voters.teams.core", 2, '"org/team-slug"', id="team-no-org"),
         pytest.param(
             "voters:\n  teams: {acme/core: -2}\n", "voters.teams.acme/core", 2, WHOLE_NUMBER, id="team-weight"
@@ -583,3 +583,43 @@ def test_a_valid_file_reads_as_the_rules_it_states(chosen):
         expected["promote_provider"] = chosen["provider"]
     text = yaml.safe_dump(document) if document else ""
     assert parse_config(text, defaults=DEFAULTS) == Rules(**expected)
+
+
+# --- First tries: each problem says what to write instead --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "fix"),
+    [
+        pytest.param("threshold: 0.6", "threshold", 1, "0.6 reads as a fraction: for 60% write 60", id="threshold-fraction"),
+        pytest.param("voting_period: 2 days", "voting_period", 1, "write 2d", id="period-days-in-words"),
+        pytest.param("voting_period: 24 hours", "voting_period", 1, "write 24h", id="period-hours-in-words"),
+        pytest.param("voting_period: 1 hour 30 minutes", "voting_period", 1, "write 1h30m", id="period-words-combined"),
+        pytest.param("voting_period: 1w", "voting_period", 1, "write 7d", id="period-week"),
+        pytest.param("min_voting_time: 10 mins", "min_voting_time", 1, "write 10m", id="min-time-words"),
+        pytest.param(
+            "voting_period: 86400000", "voting_period", 1, "not milliseconds: for 86400000 ms write 24h", id="period-ms"
+        ),
+        pytest.param("quorum: 3", "quorum", 1, 'did you mean "min_votes"?', id="quorum"),
+        pytest.param("reset_on_push: 'false'", "reset_on_push", 1, "must be true or false, without quotes", id="quoted-bool"),
+        pytest.param("promote: {provider: netlify}", "promote.provider", 1, "for Netlify, use github", id="netlify"),
+        pytest.param("open_on: push", "open_on", 1, "pull_request opens a vote on each push", id="open-on-push"),
+        pytest.param("voters:\n  users: [alice, bob]\n", "voters.users", 2, "such as {alice: 2}", id="users-as-list"),
+        pytest.param("voters:\n  weights: [admin]\n", "voters.weights", 2, "such as {admin: 3, write: 1}", id="weights-list"),
+        pytest.param("threshold: 60\n\tmin_votes: 2\n", "", 2, "YAML is indented with spaces only", id="tab"),
+        pytest.param(
+            "voters:\nmin_permission: write\n  weights: {admin: 3}\n", "", 3, "check the indentation", id="unindented-key"
+        ),
+        pytest.param(
+            "voters:\n    min_permission: write\n  allow_author: true\n", "", 3, "not indented like the lines", id="dedented"
+        ),
+        pytest.param("voters:\n  users:\n    @alice: 2\n", "", 3, "must be quoted ('@alice')", id="at-login"),
+        pytest.param('environments:\n  preview: ["Preview*"\n', "", 3, "not closed with ]", id="unclosed-list"),
+    ],
+)
+def test_a_first_try_is_told_what_to_write_instead(text, key, line, fix):
+    problems = problems_of(text)
+    assert [(p.key, p.line) for p in problems] == [(key, line)], problems
+    assert fix in problems[0].message
+    # No reader jargon in front of the people fixing the file.
+    assert "<block" not in problems[0].message and "token" not in problems[0].message
