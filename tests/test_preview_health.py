@@ -126,6 +126,18 @@ async def test_a_preview_that_does_not_answer_in_time_is_reported(preview):
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:1/", "no answer: could not connect"),
+        ("https://storefront-preview.invalid/", "no answer: its host name was not found"),  # RFC 2606: never resolves
+    ],
+)
+async def test_a_preview_that_cannot_be_reached_is_reported_in_words(url, said):
+    result = await check_preview(url, allow_loopback=True)
+    assert (result.status, result.error) == (None, said)
+
+
+@pytest.mark.parametrize(
     ("address", "allow_loopback", "refused"),
     [
         ("93.184.216.34", False, False),

@@ -430,8 +430,9 @@ def _health_line(view: ProposalView) -> str | None:
     if health.status is not None:
         timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
         return f"Preview health: answers {health.status}{timing}.{required}"
+    # The error says itself what happened ("no answer within 5 s", "not checked: ...").
     error = escape_text(health.error or "no answer", limit=200)
-    return f"Preview health: no answer ({error}).{required}"
+    return f"Preview health: {error}.{required}"
 
 
 def _preview_line(view: ProposalView) -> str:

@@ -436,6 +436,20 @@ def test_a_failing_preview_shows_its_status_and_time():
     assert "Preview health: answers 503 in 87 ms." in render_status_comment(view)
 
 
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("no answer within 5 s", "Preview health: no answer within 5 s."),
+        ("no answer: its host name was not found", "Preview health: no answer: its host name was not found."),
+        ("not checked: 10.0.0.8 is not a public address", "Preview health: not checked: 10.0.0.8 is not a public address."),
+    ],
+)
+def test_a_preview_without_an_answer_says_why_once(error, shown):
+    comment = render_status_comment(make_view("voting", health=HealthView(error=error)))
+    assert shown in comment
+    assert "(no answer" not in comment and "no answer (" not in comment
+
+
 def test_a_hold_is_shown_while_the_vote_is_still_open():
     comment = render_status_comment(make_view("voting", TWO_OF_THREE, held_by=("dan",)))
     assert "Promotion is on hold by @dan until `/unhold`." in comment
