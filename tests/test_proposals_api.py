@@ -78,6 +78,11 @@ async def test_a_promoted_proposal_shows_its_promotion(world):
     assert proposal["promotion"]["requested_by"] == "ann"
     assert proposal["promotion"]["deployment_id"] == deployment["id"]
     assert proposal["tally"]["isApproved"] is True
+    # Decided: no time left, and nothing more to promote, for the right reason.
+    assert proposal["seconds_left"] == 0
+    assert proposal["promotable"] is False and proposal["promotion_blocker"] == "it has been promoted already"
+    seed = (await get_json(world, "/api/deployments/status", deploymentId=str(shop)))["deployment"]
+    assert (seed["proposal_id"], seed["status"], seed["seconds_left"]) == (shop, "promoted", 0)
 
 
 async def test_private_proposals_need_their_signature_and_are_never_listed(world):

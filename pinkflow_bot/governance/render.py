@@ -273,12 +273,23 @@ _CHOICE_LABELS = {
 }
 
 
+# Why a proposal that is not (or no longer) passed offers no promotion, by its state.
+_NOT_PROMOTABLE = {
+    "voting": "the vote has not passed",
+    "promoted": "it has been promoted already",
+    "rejected": "the vote was rejected",
+    "expired": "the vote expired without a quorum",
+    "superseded": "a newer commit superseded it",
+    "cancelled": "the pull request was closed",
+}
+
+
 def promotion_blocker(view: ProposalView) -> str | None:
     """Why the Promote button is not offered for a passed proposal; None when it is."""
     if view.config_problems:
         return f"{CONFIG_PATH} on the default branch is invalid"
     if view.state != "passed":
-        return "the vote has not passed"
+        return _NOT_PROMOTABLE[view.state]
     if view.promotion is not None and view.promotion.state in _PROMOTION_ACTIVE:
         return "a promotion has already been requested"
     return proposal_blocker(

@@ -14,6 +14,7 @@ from ..storage.database import ping
 from ..storage.models import Proposal
 from .clients import rate_limited
 from .keys import RUNTIME
+from .proposal_data import time_left
 
 
 async def health(request: web.Request) -> web.Response:
@@ -72,7 +73,8 @@ async def deployment_status(request: web.Request) -> web.Response:
         current = await proposal_tally(session, proposal)
         promotion = await queries.promotion(session, proposal_id=proposal.id)
     rules = proposal_rules(proposal)
-    now = datetime.now(timezone.utc)
+    # A decided vote has no time left, whatever its deadline said.
+    left = time_left(proposal, now=datetime.now(timezone.utc))
     votes = current.as_seed_dict()
     votes.update(threshold=rules.threshold, minVotes=rules.min_votes)
     return web.json_response(
@@ -88,7 +90,7 @@ async def deployment_status(request: web.Request) -> web.Response:
                 "status": proposal.state,
                 "created_at": proposal.opened_at.isoformat(),
                 "closes_at": proposal.closes_at.isoformat(),
-                "seconds_left": max(0, int((proposal.closes_at - now).total_seconds())),
+                "seconds_left": 0 if left is None else int(left.total_seconds()),
                 "votes": votes,
                 "promotion": None
                 if promotion is None
