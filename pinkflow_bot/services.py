@@ -1458,7 +1458,9 @@ def _hold_refusal(proposal: Proposal, voter: Voter) -> str | None:
 
 
 def _tally_line(current: Tally) -> str:
+    # The weights are said to be weights: "5 for" beside "3 votes" would not add up.
+    votes = "1 vote" if current.total == 1 else f"{current.total} votes"
     return (
-        f"{current.total} votes, {current.approval_rate:.2f}% weighted approval "
-        f"({current.approve_weight} for, {current.reject_weight} against, {current.abstain_weight} abstaining)"
+        f"{votes}, {current.approval_rate:g}% weighted approval "
+        f"(weights {current.approve_weight} for, {current.reject_weight} against, {current.abstain_weight} abstaining)"
     )

@@ -81,6 +81,8 @@ async def test_a_promoted_proposal_shows_its_promotion(world):
     # Decided: no time left, and nothing more to promote, for the right reason.
     assert proposal["seconds_left"] == 0
     assert proposal["promotable"] is False and proposal["promotion_blocker"] == "it has been promoted already"
+    [decision] = [event for event in proposal["audit"] if event["action"] == "decision: passed"]
+    assert decision["detail"] == "3 votes, 100% weighted approval (weights 6 for, 0 against, 0 abstaining)"
     seed = (await get_json(world, "/api/deployments/status", deploymentId=str(shop)))["deployment"]
     assert (seed["proposal_id"], seed["status"], seed["seconds_left"]) == (shop, "promoted", 0)
 
