@@ -9,6 +9,7 @@ voted on and promoted, prints what the bot posted, and keeps the dashboard up.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import secrets
 import signal
@@ -169,25 +170,27 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
     github = DemoGitHub(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     await github.start()
-    folder = Path(tempfile.mkdtemp(prefix="pinkflow-demo-"))
-    settings = Settings.from_mapping(
-        {
-            "APP_ID": "1",
-            "PRIVATE_KEY": pem.decode(),
-            "WEBHOOK_SECRET": secrets.token_hex(16),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'demo.db'}",
-            "GITHUB_API_URL": github.fake.url,
-            "PORT": str(port),
-            "PUBLIC_URL": f"http://{host}:{port}",
-        }
-    )
-    runtime = await Runtime.create(settings)
-    runner = web.AppRunner(create_app(runtime), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    runtime.start_worker()
-    out.write(f"pinkflow-bot demo: the App on http://{host}:{port}, a fake GitHub on {github.fake.url}\n")
+    runtime: Runtime | None = None
+    runner: web.AppRunner | None = None
     try:
+        folder = Path(tempfile.mkdtemp(prefix="pinkflow-demo-"))
+        settings = Settings.from_mapping(
+            {
+                "APP_ID": "1",
+                "PRIVATE_KEY": pem.decode(),
+                "WEBHOOK_SECRET": secrets.token_hex(16),
+                "DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'demo.db'}",
+                "GITHUB_API_URL": github.fake.url,
+                "PORT": str(port),
+                "PUBLIC_URL": f"http://{host}:{port}",
+            }
+        )
+        runtime = await Runtime.create(settings)
+        runner = web.AppRunner(create_app(runtime), access_log=None)
+        await runner.setup()
+        await _listen(runner, host, port)
+        runtime.start_worker()
+        out.write(f"pinkflow-bot demo: the App on http://{host}:{port}, a fake GitHub on {github.fake.url}\n")
         async with aiohttp.ClientSession() as http:
             hooks = Webhooks(http, url=f"http://{host}:{port}/api/github/webhooks", secret=settings.webhook_secret)
             out.write("1. Vercel reports the preview of acme/storefront#42 ready\n")
@@ -214,6 +217,18 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
             await stop.wait()
         return summary
     finally:
-        await runner.cleanup()
-        await runtime.close()
+        if runner is not None:
+            await runner.cleanup()
+        if runtime is not None:
+            await runtime.close()
         await github.close()
+
+
+async def _listen(runner: web.AppRunner, host: str, port: int) -> None:
+    """Serves the dashboard on `port`; a port already taken (often 3000, by a dev server)
+    stops the demo with one line that says how to choose another."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        why = f"port {port} is taken" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
+        raise SystemExit(f"the demo cannot listen on {host}:{port}: {why}; choose another port: PORT={port + 1} ./scripts/start demo") from None

@@ -47,3 +47,24 @@ async def test_the_demo_plays_a_vote_prints_what_the_bot_posted_and_keeps_the_da
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_taken_port_stops_the_demo_with_one_line_that_says_how_to_choose_another(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(REPO_ROOT / "app.py"), "demo",
+            cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PORT": str(port)},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=90)
+    assert process.returncode == 1
+    assert stderr.decode().strip() == (
+        f"the demo cannot listen on 127.0.0.1:{port}: port {port} is taken; "
+        f"choose another port: PORT={port + 1} ./scripts/start demo"
+    )
+    assert "Traceback" not in stdout.decode()
