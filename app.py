@@ -25,7 +25,7 @@ from pinkflow_bot.logs import configure_logging
 from pinkflow_bot.runtime import Runtime
 from pinkflow_bot.settings import Settings, SettingsError
 from pinkflow_bot.storage.database import create_engine, migrate
-from pinkflow_bot.web.app import create_app
+from pinkflow_bot.web.app import create_app, create_monitoring_app
 
 log = logging.getLogger("pinkflow_bot")
 
@@ -48,10 +48,13 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
     runner = None
     try:
         if with_web:
-            runner = web.AppRunner(create_app(runtime), access_log=None, handle_signals=False)
-            await runner.setup()
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            runner = await serve(create_app(runtime), settings.host, settings.port)
             log.info("listening", extra={"url": f"http://{settings.host}:{settings.port}", "public_url": settings.public_url})
+        elif settings.metrics_port is not None:
+            # A worker on its own: its health and metrics, so each process can be probed and
+            # scraped. With the web server in the process they are on its one port.
+            runner = await serve(create_monitoring_app(runtime), settings.host, settings.metrics_port)
+            log.info("serving health and metrics", extra={"url": f"http://{settings.host}:{settings.metrics_port}"})
         keep_out_of_collections()
         if not settings.configured and with_web:
             log.warning("no GitHub App credentials (APP_ID, PRIVATE_KEY, WEBHOOK_SECRET): serving the setup page only")
@@ -64,10 +67,21 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
-        # Stop taking requests first, then let the worker finish what it holds.
+        # Stop taking requests (and scrapes) first, then let the worker finish what it holds.
         if runner is not None:
             await runner.cleanup()
         await runtime.close(grace_seconds=settings.shutdown_grace)
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
 
 
 def _on_signal(stop: asyncio.Event) -> None:

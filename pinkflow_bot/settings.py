@@ -37,6 +37,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "0.0.0.0"
     port: int = 3000
+    # `app.py worker` alone serves /metrics and /api/health here; None serves nothing.
+    metrics_port: int | None = None
     public_url: str = "http://localhost:3000"
     github_api_url: str = "https://api.github.com"
     github_url: str = "https://github.com"
@@ -117,6 +119,7 @@ class Settings:
             database_url=get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             host=get("HOST") or "0.0.0.0",
             port=port,
+            metrics_port=_int(get("METRICS_PORT"), "METRICS_PORT") if get("METRICS_PORT") else None,
             public_url=(get("PUBLIC_URL") or f"http://localhost:{port}").rstrip("/"),
             github_api_url=(get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
             github_url=(get("GITHUB_URL") or "https://github.com").rstrip("/"),
@@ -156,6 +159,8 @@ class Settings:
             raise SettingsError("DAO_VOTING_PERIOD must be longer than zero")
         if not 1 <= self.port <= 65535:
             raise SettingsError("PORT must be from 1 to 65535")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SettingsError("METRICS_PORT must be from 1 to 65535")
         if not 0 <= self.trusted_proxy_hops <= 10:
             raise SettingsError("TRUSTED_PROXY_HOPS must be from 0 to 10")
         if self.worker_concurrency < 1:

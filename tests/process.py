@@ -55,9 +55,12 @@ async def wait_until_healthy(
 class AppProcess:
     """One `python app.py` with its own environment; its log lines go to a file the test reads."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, command: tuple[str, ...] = ()) -> None:
-        self.port = int(env.get("PORT") or free_port())
-        self.env = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+    def __init__(
+        self, *, env: dict[str, str], log_path: Path, command: tuple[str, ...] = (), port_setting: str = "PORT"
+    ) -> None:
+        # `port_setting`: the setting of the port it answers on (METRICS_PORT for a worker alone).
+        self.port = int(env.get(port_setting) or free_port())
+        self.env = {**os.environ, **env, port_setting: str(self.port), "HOST": "127.0.0.1"}
         self.log_path = log_path
         self.command = command
         self.process: asyncio.subprocess.Process | None = None

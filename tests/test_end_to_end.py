@@ -9,7 +9,8 @@ import pytest
 
 from tests import payloads
 from tests.harness import APP_ID, WEBHOOK_SECRET
-from tests.process import AppProcess, eventually
+from tests.process import AppProcess, eventually, free_port
+from tests.test_observability import sample
 
 REPO = "octo-org/shop"
 PR = 7
@@ -208,8 +209,10 @@ async def test_without_credentials_the_app_starts_and_serves_the_setup_page(tmp_
         (["migrate"], {"DATABASE_URL": "sqlite+aiosqlite:////no-such-folder/x/pinkflow.db"}, 1, "cannot start: "),
         (["web"], {"PRIVATE_KEY": "not a key", "APP_ID": "1", "WEBHOOK_SECRET": "s"}, 2, "PRIVATE_KEY is not a PEM private key"),
         (["worker"], {"WORKER_CONCURRENCY": "0"}, 2, "WORKER_CONCURRENCY must be at least 1"),
+        (["worker"], {"METRICS_PORT": "metrics"}, 2, "METRICS_PORT must be a whole number"),
+        (["worker"], {"METRICS_PORT": "99999"}, 2, "METRICS_PORT must be from 1 to 65535"),
     ],
-    ids=["database-unreachable", "no-driver", "no-folder", "bad-key", "no-workers"],
+    ids=["database-unreachable", "no-driver", "no-folder", "bad-key", "no-workers", "bad-metrics-port", "metrics-port-out-of-range"],
 )
 def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_path, command, env, code, says):
     import subprocess
@@ -224,6 +227,132 @@ def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_pat
     )
     assert result.returncode == code, result.stderr
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def samples_or_zero(text: str, name: str, **labels: str) -> float:
+    try:
+        return sample(text, name, **labels)
+    except AssertionError:
+        return 0.0
+
+
+async def scrape(http: aiohttp.ClientSession, app: AppProcess) -> str:
+    async with http.get(f"{app.url}/metrics") as response:
+        assert response.status == 200
+        return await response.text()
+
+
+async def refuses_connections(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url):
+            return False
+    except aiohttp.ClientConnectionError:
+        return True
+
+
+async def test_a_worker_on_its_own_serves_its_health_and_metrics_on_metrics_port(
+    tmp_path, github_world, app_private_key, database_url
+):
+    env = app_env(database_url, github_world, app_private_key)
+    web_app = AppProcess(env=env, log_path=tmp_path / "web.log", command=("web",))
+    worker = AppProcess(env=env, log_path=tmp_path / "worker.log", command=("worker",), port_setting="METRICS_PORT")
+    await web_app.start()
+    # Starting waits for the worker's /api/health on METRICS_PORT to answer 200.
+    await worker.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{worker.url}/api/health") as response:
+                assert response.status == 200
+                health = await response.json()
+            assert (health["status"], health["database"], health["worker"]) == ("ok", "ok", "running")
+            assert health["backlog"]["pending_deliveries"] == 0
+            assert WEBHOOK_SECRET not in str(health) and "PRIVATE KEY" not in str(health)
+            # Only what operators probe and scrape: no intake, pages or API on this port.
+            for path in ("/", "/api/proposals", "/setup"):
+                async with http.get(f"{worker.url}{path}") as response:
+                    assert response.status == 404, path
+            async with http.post(f"{worker.url}/api/github/webhooks", data=b"{}") as response:
+                assert response.status in (404, 405)
+
+            handled = {"event": "deployment_status", "outcome": "handled"}
+            handled_before = samples_or_zero(await scrape(http, worker), "pinkflow_deliveries_total", **handled)
+            delivery = payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=PREVIEW_ID, url=PREVIEW_URL)
+            assert await web_app.send(http, delivery, secret=WEBHOOK_SECRET) == 202
+
+            async def worker_counted() -> bool:
+                text = await scrape(http, worker)
+                return samples_or_zero(text, "pinkflow_deliveries_total", **handled) == handled_before + 1
+
+            await eventually(worker_counted, message="the worker's /metrics counts the delivery it handled")
+
+            async def worker_ran_its_effects() -> bool:
+                text = await scrape(http, worker)
+                return samples_or_zero(text, "pinkflow_effects_total", kind="sync_check_run", outcome="done") >= 1
+
+            await eventually(worker_ran_its_effects, message="the worker's /metrics counts its effects")
+            worker_text = await scrape(http, worker)
+            assert sample(worker_text, "pinkflow_delivery_processing_seconds_count", event="deployment_status") >= 1
+            assert sample(worker_text, "pinkflow_github_requests_total", method="POST", route="/repos/{owner}/{repo}/check-runs", status="201") >= 1
+            assert sample(worker_text, "pinkflow_proposals", state="voting") == 1
+            assert governance_runs(github_world)
+
+            # The web process counts what it did (intake) and none of the worker's work.
+            web_text = await scrape(http, web_app)
+            assert sample(web_text, "pinkflow_deliveries_total", event="deployment_status", outcome="accepted") == 1
+            for worker_only in ("pinkflow_delivery_processing_seconds_count", "pinkflow_effects_total"):
+                assert not any(line.startswith(worker_only) for line in web_text.splitlines()), worker_only
+            assert 'outcome="handled"' not in web_text
+
+        # SIGTERM stops the worker and its server with it.
+        assert await worker.stop(signal.SIGTERM) == 0
+        assert await refuses_connections(f"{worker.url}/api/health")
+    finally:
+        await worker.stop()
+        await web_app.stop()
+    assert "serving health and metrics" in worker.log_text()
+
+
+async def test_the_default_process_serves_health_and_metrics_on_its_one_port(tmp_path, github_world, app_private_key):
+    env = app_env(f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}", github_world, app_private_key)
+    metrics_port = free_port()
+    app = AppProcess(env={**env, "METRICS_PORT": str(metrics_port)}, log_path=tmp_path / "app.log")
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            delivery = payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=PREVIEW_ID, url=PREVIEW_URL)
+            assert await app.send(http, delivery, secret=WEBHOOK_SECRET) == 202
+
+            async def handled() -> bool:
+                text = await scrape(http, app)
+                return samples_or_zero(text, "pinkflow_deliveries_total", event="deployment_status", outcome="handled") == 1
+
+            await eventually(handled, message="the delivery handled")
+            text = await scrape(http, app)
+            assert sample(text, "pinkflow_deliveries_total", event="deployment_status", outcome="accepted") == 1
+        assert await refuses_connections(f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        assert await app.stop() == 0
+
+
+def test_a_taken_metrics_port_stops_the_worker_with_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.paths import REPO_ROOT
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "app.py"), "worker"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            # Warnings only: the migration's info lines aside, stderr is what an operator is told.
+            env={"PATH": "/usr/bin:/bin", "HOST": "127.0.0.1", "METRICS_PORT": str(port), "LOG_LEVEL": "warning"},
+        )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("cannot start: ") and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 

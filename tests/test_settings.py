@@ -27,6 +27,11 @@ def test_the_environment_wins_over_the_env_file(tmp_path):
     assert settings.public_url == "http://localhost:5000"
 
 
+def test_a_worker_serves_metrics_only_on_a_port_it_is_given():
+    assert Settings.load({}, env_file=None).metrics_port is None
+    assert Settings.load({"METRICS_PORT": "9100", "PORT": "5000"}, env_file=None).metrics_port == 9100
+
+
 def test_a_private_key_inline_with_escaped_newlines_or_from_a_file(tmp_path, app_private_key):
     pem = app_private_key.strip()
     inline = Settings.load({"PRIVATE_KEY": pem.replace("\n", "\\n")}, env_file=None)
@@ -83,6 +88,7 @@ def test_the_voting_period_in_milliseconds_or_as_a_duration(value, expected):
     "name, value",
     [
         ("PORT", "http"),
+        ("METRICS_PORT", "http"),
         ("DAO_MIN_VOTES", "three"),
         ("DAO_VOTING_PERIOD", "soon"),
         ("ENABLE_AUTO_DEPLOYMENT", "maybe"),
@@ -101,6 +107,8 @@ def test_bad_values_name_the_setting(name, value):
         ("DAO_MIN_VOTES", "0"),
         ("DAO_VOTING_PERIOD", "0"),
         ("PORT", "70000"),
+        ("METRICS_PORT", "0"),
+        ("METRICS_PORT", "70000"),
         ("TRUSTED_PROXY_HOPS", "-1"),
     ],
 )

@@ -26,13 +26,17 @@ async def no_tracebacks(request: web.Request, handler):
         return web.json_response({"error": "internal error"}, status=500)
 
 
+# What operators probe and scrape: served by every process, a worker on its own included.
+MONITORING_ROUTES = (web.get("/api/health", api.health), web.get("/metrics", observability.metrics_endpoint))
+MIDDLEWARES = (observability.request_id, no_tracebacks)
+
+
 def create_app(runtime: Runtime) -> web.Application:
     # Slightly over the limit so intake itself can answer 413 with a clear message.
-    app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=[observability.request_id, no_tracebacks])
+    app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=MIDDLEWARES)
     app[RUNTIME] = runtime
     app.router.add_post("/api/github/webhooks", intake.receive_webhook)
-    app.router.add_get("/api/health", api.health)
-    app.router.add_get("/metrics", observability.metrics_endpoint)
+    app.router.add_routes(MONITORING_ROUTES)
     app.router.add_get("/api/deployments/status", api.deployment_status)
     app.router.add_get("/setup", setup.setup_page)
     app.router.add_get("/setup/callback", setup.setup_callback)
@@ -45,4 +49,12 @@ def create_app(runtime: Runtime) -> web.Application:
     app[setup.PENDING_STATES] = setup.PendingStates()
     app[setup.REGISTRATION_LOCK] = asyncio.Lock()
     app[clients.RATE_LIMITER] = clients.SlidingWindowLimiter()
+    return app
+
+
+def create_monitoring_app(runtime: Runtime) -> web.Application:
+    """A worker process's own server (METRICS_PORT): its health and metrics, nothing else."""
+    app = web.Application(middlewares=MIDDLEWARES)
+    app[RUNTIME] = runtime
+    app.router.add_routes(MONITORING_ROUTES)
     return app
