@@ -620,6 +620,10 @@ class GovernanceService:
         if refusal is not None:
             if explain_refusal:
                 await self._note(session, proposal, f"@{voter.login}: {refusal}", now=now)
+                # The note is one of the newest few; the trail keeps why for good, on the proposal's page too.
+                why = refusal.removeprefix("not counted: ")
+                detail = f"{VOTE_CHOICES[command.kind].value}: {why}"
+                session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="vote not counted", detail=detail, at=now))
             return False
         choice = VOTE_CHOICES[command.kind]
         weight = weight_for(login=voter.login, permission=voter.permission, teams=voter.teams, rules=rules)

@@ -120,6 +120,17 @@ async def test_a_proposal_page_shows_votes_weights_reasons_rules_and_the_audit_t
     assert [row[2] for row in audit[1:]][-1] == "opened"
 
 
+async def test_a_proposal_page_says_why_a_vote_did_not_count(world):
+    shop = await world.open(SHOP, 12)
+    await world.say(SHOP, 12, ("/approve", "tia"), ("/approve ship it", "alice"), ("/approve", "ann"))
+    _, html = await page(world, f"/proposals/{shop}")
+    votes, audit = Tables(html).tables
+    assert [row[0] for row in votes[1:]] == ["ann"]
+    # The voters left out of the tally are in the trail, with why.
+    assert ["tia", "vote not counted", "approve: needs write permission or above (has triage)"] in [row[1:] for row in audit]
+    assert ["alice", "vote not counted", "approve: the pull request's author may not vote"] in [row[1:] for row in audit]
+
+
 async def test_a_passed_proposal_offers_promotion_and_then_shows_it(world):
     shop = await world.open(SHOP, 12)
     await world.say(SHOP, 12, ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan"))
