@@ -623,3 +623,20 @@ def test_a_first_try_is_told_what_to_write_instead(text, key, line, fix):
     assert fix in problems[0].message
     # No reader jargon in front of the people fixing the file.
     assert "<block" not in problems[0].message and "token" not in problems[0].message
+
+
+def test_the_readmes_reference_reads_as_the_defaults_and_names_every_key_the_file_accepts():
+    from pinkflow_bot.governance.config import SECTIONS
+    from tests.paths import REPO_ROOT
+
+    section = (REPO_ROOT / "README.md").read_text().split("## Rules of a repository", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
+    assert parse_config(block, defaults=Rules()) == Rules()
+    named, parent = set(), ""
+    for line in block.splitlines():
+        found = re.match(r"(\s*)#?\s*([a-z_]+):", line)
+        if found:
+            parent = found.group(2) if not found.group(1) else parent
+            named.add(found.group(2) if not found.group(1) else f"{parent}.{found.group(2)}")
+    accepted = set(TOP_LEVEL_KEYS) | {f"{name}.{key}" for name, keys in SECTIONS.items() for key in keys}
+    assert named == accepted
