@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from pinkflow_bot.storage.database import MIGRATION_LOCK
 from pinkflow_bot.storage.models import Base
 
 config = context.config
@@ -29,18 +27,18 @@ def run_on(connection: Connection) -> None:
 
 def run_from_url() -> None:
     from pinkflow_bot.settings import Settings
-    from pinkflow_bot.storage.database import create_engine
+    from pinkflow_bot.storage.database import create_engine, migration_transaction
 
     url = config.get_main_option("sqlalchemy.url") or Settings.load().database_url
 
     async def run() -> None:
         engine = create_engine(url)
-        async with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # As the App's own migrate() does: one process at a time.
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await connection.run_sync(run_on)
-        await engine.dispose()
+        try:
+            # As the App's own migrate() does: one process at a time, references checked.
+            async with migration_transaction(engine) as connection:
+                await connection.run_sync(run_on)
+        finally:
+            await engine.dispose()
 
     asyncio.run(run())
 

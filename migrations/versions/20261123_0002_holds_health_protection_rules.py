@@ -82,6 +82,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drops what the older schema cannot hold: holds (a held proposal is no longer held),
+    protection rule requests and their answers, command counts, installation repositories,
+    the preview health and configuration problems of proposals, promotions' references."""
     op.drop_table('installation_repositories')
     with op.batch_alter_table('command_uses', schema=None) as batch_op:
         batch_op.drop_index('ix_command_uses_repo_login_at')

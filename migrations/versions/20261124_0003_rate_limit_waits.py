@@ -25,6 +25,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drops the rate-limit wait counts of deliveries and effects; their attempts stay."""
     with op.batch_alter_table('effects', schema=None) as batch_op:
         batch_op.drop_column('rate_limit_waits')
 

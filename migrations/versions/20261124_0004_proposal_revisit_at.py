@@ -28,6 +28,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drops when each open proposal is looked at again; upgrading sets it anew."""
     with op.batch_alter_table('proposals', schema=None) as batch_op:
         batch_op.drop_index('ix_proposals_state_revisit_at')
         batch_op.create_index('ix_proposals_state_closes_at', ['state', 'closes_at'], unique=False)

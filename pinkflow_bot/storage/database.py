@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -158,21 +162,69 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-# Any fixed number: the lock that keeps two processes from migrating one database at once
-# (migrations/env.py takes the same one when Alembic's own command line runs them).
+# Any fixed number: the lock that keeps two processes from migrating one database at once.
 MIGRATION_LOCK = 7_240_611_252_018_113
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Brings the schema to the newest revision through the live connection. Processes
-    starting together migrate one after the other: SQLite's write lock taken at BEGIN
-    (the others wait for it), an advisory lock on PostgreSQL (taken here before Alembic runs)."""
+class DanglingReferences(SQLAlchemyError):
+    """Migrating left rows that refer to rows that are not there; it was rolled back."""
+
+
+@asynccontextmanager
+async def migration_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """The connection and transaction that migrations run in, the App's (`migrate`) and
+    Alembic's command line's alike. Processes migrate one after the other: SQLite's write
+    lock taken at BEGIN (the others wait for it), an advisory lock on PostgreSQL.
+
+    On SQLite foreign keys are not enforced meanwhile: batch mode rebuilds a table by
+    copying it, dropping the old one and renaming the copy, and the drop fails while rows
+    refer to it. The references are checked before the commit instead, and enforced again
+    after."""
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.connect() as connection:
-        connection = await connection.execution_options(**WRITE)
-        async with connection.begin():
-            if engine.dialect.name == "postgresql":
-                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            await connection.run_sync(_upgrade)
+        if sqlite:
+            await connection.run_sync(_enforce_foreign_keys, False)
+        try:
+            await connection.execution_options(**WRITE)
+            async with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                before = await connection.run_sync(_revisions) if sqlite else ()
+                yield connection
+                # Only after a change: a start with nothing to migrate reads no references.
+                if sqlite and await connection.run_sync(_revisions) != before:
+                    await connection.run_sync(_check_references)
+        finally:
+            if sqlite:
+                await connection.run_sync(_enforce_foreign_keys, True)
+
+
+def _enforce_foreign_keys(connection: Connection, on: bool) -> None:
+    # On the driver's connection, outside any transaction: inside one SQLite ignores it.
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
+def _revisions(connection: Connection) -> tuple[str, ...]:
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+def _check_references(connection: Connection) -> None:
+    dangling = Counter(
+        f"{table} -> {parent}" for table, _row, parent, _key in connection.exec_driver_sql("PRAGMA foreign_key_check")
+    )
+    if dangling:
+        listed = ", ".join(f"{reference} ({count} rows)" for reference, count in sorted(dangling.items()))
+        raise DanglingReferences(f"migration rolled back: rows refer to rows that are not there: {listed}")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Brings the schema to the newest revision through the live connection."""
+    async with migration_transaction(engine) as connection:
+        await connection.run_sync(_upgrade)
 
 
 def _upgrade(connection: Connection) -> None:
