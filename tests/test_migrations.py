@@ -82,6 +82,28 @@ async def test_replicas_starting_together_migrate_one_after_the_other(database_u
             await engine.dispose()
 
 
+async def test_a_process_opening_a_new_database_waits_for_another_writing_to_it(tmp_path):
+    """Processes starting together on a new file: while one writes in the file's first
+    journal mode, another cannot turn it to WAL yet, and waits instead of stopping with
+    "database is locked"."""
+    import threading
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE starting (id INTEGER)")
+    threading.Timer(0.3, writer.execute, ["COMMIT"]).start()
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await migrate(engine)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+            assert await connection.run_sync(lambda sync: inspect(sync).has_table("deliveries"))
+    finally:
+        await engine.dispose()
+        writer.close()
+
+
 def alembic_cli(database_url: str, *args: str) -> None:
     """Alembic's own command line, as an operator runs it next to alembic.ini."""
     result = subprocess.run(

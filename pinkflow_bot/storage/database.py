@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import SessionTransaction
+from sqlalchemy.util.concurrency import await_
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -137,16 +138,39 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _use_wal(cursor: Any) -> None:
+    """Turns the file to WAL, waiting for processes that start on a new file at the same
+    time: while one of them writes in the old journal mode, SQLite answers "database is
+    locked" at once instead of waiting, or leaves the mode unchanged."""
+    deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            locked: Exception | None = None
+        except Exception as error:  # the driver's OperationalError, adapted
+            if "locked" not in str(error):
+                raise
+            locked = error
+        if asyncio.get_running_loop().time() > deadline:
+            raise locked or RuntimeError("the database file could not be turned to WAL mode")
+        await_(asyncio.sleep(0.01))  # connecting runs in SQLAlchemy's greenlet: the loop goes on
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Reads then run inside the transaction too (the driver would begin only at the first write).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     # WAL lets readers (dashboard, API) run while the worker writes; FULL makes each
     # acknowledged delivery survive a power cut, not only a crash of the process.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
