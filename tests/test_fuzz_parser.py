@@ -73,6 +73,9 @@ def test_commands_hidden_in_code_quotes_or_comments_never_count(commands, prose)
         f"~~~~ yaml\n{inner}\n~~~~",
         "\n".join(f"> {line}" for line in lines),
         "\n".join(f">{line}" for line in lines),
+        "> quoted text\n" + inner,  # right under quoted text, the lines go on in the quote
+        "- > quoted text\n" + "\n".join(f"  {line.lstrip()}" for line in lines),
+        "> > quoted text\n> " + inner,
         f"<!--\n{inner}\n-->",
         "\n".join(f"    {line.lstrip()}" for line in lines),  # an indented code block
         "\n".join(f"`{line}`" for line in lines),
@@ -126,12 +129,14 @@ def test_a_reason_is_one_line_of_collapsed_whitespace_and_bounded(word, reason):
         "`" * 200_000,
         "`a" * 100_000,
         "<!--" * 50_000,
+        "x" + "<!--" * 50_000,
         "> " * 100_000,
+        ("> " * 2_000 + "x\n") * 30 + "/approve",
         ("```\n" * 20_000) + "/approve",
         ("x\n" * 100_000) + "/approve",
         "/approve " + "é" * 1_000_000,
     ],
-    ids=["backticks", "unclosed spans", "unclosed comments", "quotes", "fences", "many lines", "huge reason"],
+    ids=["backticks", "unclosed spans", "unclosed comments", "unclosed inline comments", "quotes", "nested quotes", "fences", "many lines", "huge reason"],
 )
 def test_oversized_and_pathological_comments_parse(body):
     commands = parse_commands(body)

@@ -4,7 +4,9 @@ A command is a line that starts (after at most three spaces) with `/` and a know
 command word. Before looking, everything a reader does not see as plain text is set
 aside, so that quoting, documenting or hiding a command never votes: fenced and
 indented code blocks, inline code, `>` quotes and HTML comments. Blocks are found as
-GitHub's CommonMark finds them, list items included: "- ```" opens a fence in an item.
+GitHub's CommonMark finds them, list items included: "- ```" opens a fence in an item,
+and a line right under quoted text goes on in the quote unless it starts a block of its
+own ("> I agree" then "/approve" is all quoted).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ HELP_TEXT = """\
 - `/status`: refresh the status comment and check run (anyone)
 - `/help`: show this list (anyone)
 
-Your latest vote is the one that counts. Commands inside code, `>` quotes or HTML comments are ignored.
+Your latest vote is the one that counts. Commands inside code, HTML comments or a `>` quote are ignored, and a line right under a quote (no blank line between) is in the quote, as GitHub shows it.
 Counted commands show in the status comment and check run; a 😕 reaction means a command was not counted, and the status comment says why.
 """
 
@@ -82,6 +84,7 @@ _LIST_MARKER = re.compile(r"(?:[-+*]|(?P<number>\d{1,9})[.)])(?=[ \t]|$)")
 _HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
 _UNDERLINE = re.compile(r"(?:=+|-+)[ \t]*")  # under a paragraph line, makes it a heading
 _SPACES = re.compile(r"[ \t]*")
+_COMMENT = "<!--"  # opens an HTML comment
 _FENCE = re.compile(r"(?P<fence>`{3,}|~{3,})(?P<info>.*)")
 _FENCE_CLOSE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*")
 _INLINE = re.compile(r"`+|<!--")
@@ -108,8 +111,8 @@ def _indent_width(line: str) -> int:
 class _BlockStart:
     """How a line begins, read inside a list item whose content starts at some column."""
 
-    quote: bool = False
-    comment: bool = False  # "<!--": an HTML block, up to the end of the line that closes it
+    quoted: str | None = None  # after a `>` (maybe in the items it opens): the quote's text on the line
+    comment: bool = False  # "<!--": an HTML block, up to the line that closes it (or its item's end)
     line_block: bool = False  # a thematic break ("---") or a heading ("# Title"), maybe in the items it opens
     underline: bool = False  # "===" or "---": under a paragraph line, it ends the paragraph
     items: tuple[int, ...] = ()  # content columns of the list items it opens ("- 1. x": 2, 5)
@@ -118,12 +121,18 @@ class _BlockStart:
     code_item: bool = False  # markers and then indented code ("-     x")
     fence: str | None = None  # the fence it opens, after those markers
 
+    @property
+    def quote(self) -> bool:
+        return self.quoted is not None
+
     def interrupts(self, *, in_paragraph: bool) -> bool:
         """Does this line end an open paragraph? `in_paragraph`: the line is within the
         list item that holds the paragraph (else it can only close it)."""
-        if self.quote or self.comment or (self.line_block and not self.items) or (self.underline and in_paragraph):
+        if ((self.quote or self.comment or self.line_block) and not self.items) or (self.underline and in_paragraph):
             return True
-        if self.items and in_paragraph and (self.empty_item or self.number not in (None, 1)):
+        # Only the first item's own text counts: "- -" holds an empty item, but is not one.
+        first_empty = self.empty_item and len(self.items) == 1
+        if self.items and in_paragraph and (first_empty or self.number not in (None, 1)):
             return False  # "2. x" under a paragraph line is more of the paragraph
         return bool(self.items) or self.fence is not None
 
@@ -150,8 +159,8 @@ def _block_start(line: str, base: int) -> _BlockStart:
         return _PLAIN  # indented code, or more of a paragraph
     position = len(line) - len(line.lstrip(" \t"))
     if line.startswith(">", position):
-        return _BlockStart(quote=True)
-    if line.startswith("<!--", position):
+        return _BlockStart(quoted=_quoted(line, position, indent))
+    if line.startswith(_COMMENT, position):
         return _BlockStart(comment=True)
     underline = _UNDERLINE.fullmatch(line, position) is not None
     is_rule = _thematic_breaks(line)
@@ -178,6 +187,10 @@ def _block_start(line: str, base: int) -> _BlockStart:
             )
         items.append(content)
         position, column = rest, content
+        if line.startswith(">", position):
+            return _BlockStart(quoted=_quoted(line, position, column), items=tuple(items), number=number)
+        if line.startswith(_COMMENT, position):
+            return _BlockStart(comment=True, items=tuple(items), number=number)
     fence = _FENCE.fullmatch(line, position)
     if fence is not None and fence.group("fence")[0] == "`" and "`" in fence.group("info"):
         fence = None  # "```a`" is inline code, not a fence
@@ -186,17 +199,13 @@ def _block_start(line: str, base: int) -> _BlockStart:
     )
 
 
-_QUOTE_MARKS = re.compile(r"(?:[ \t]*>[ \t]?)+")
-_OUTSIDE = 1 << 30  # a column no line reaches
-
-
-def _quotes_text(line: str) -> bool:
-    """Does the quote line hold paragraph text, which the next line may go on lazily?"""
-    content = line[_QUOTE_MARKS.match(line).end() :]
-    if _is_blank(content):
-        return False
-    start = _block_start(content, 0)
-    return start.fence is None and not (start.comment or start.line_block or start.empty_item or start.code_item)
+def _quoted(line: str, marker: int, column: int) -> str:
+    """The text after the quote marker `>` at index `marker` (column `column`), one column
+    of space after it taken as part of the marker. Tabs become the spaces they stand for
+    where they are, so that blocks inside the quote keep their indentation."""
+    start = column + 1
+    text = (" " * start + line[marker + 1 :]).expandtabs(4)[start:]
+    return text[1:] if text.startswith(" ") else text
 
 
 def _fence_ends(line: str, fence: str, content_column: int) -> str | None:
@@ -214,30 +223,46 @@ def _fence_ends(line: str, fence: str, content_column: int) -> str | None:
     return "closes" if run[0] == fence[0] and len(run) >= len(fence) else None
 
 
-class _Scanner:
-    """Walks the lines once, keeping for each line what a reader sees.
+def _comment_ends(line: str, content_column: int) -> str | None:
+    """Like `_fence_ends`, for an open HTML comment block: it closes on a line with `-->`."""
+    if _is_blank(line):
+        return None
+    if _indent_width(line) < content_column:
+        return "leaves"
+    return "closes" if "-->" in line else None
 
-    For every source line two texts are kept: `visible`, where hidden inline parts
-    are `ELISION` (commands are looked for here), and `source`, where HTML comments
-    are dropped but code spans are kept as written (reasons are taken from here).
-    Blocks that are hidden whole leave an empty line, so paragraphs stay apart.
 
-    List items are followed as GitHub reads them, since a fence inside one is code
-    until it closes or the item ends (a line indented less than the item's content).
+def _comment_closes_at_once(line: str) -> bool:
+    """Does the line that opens an HTML comment block close it too ("<!-- note -->")?"""
+    return "-->" in line[line.index(_COMMENT) + 2 :]
+
+
+def _code_ends(line: str, opener: str, content_column: int) -> str | None:
+    """`_fence_ends` or `_comment_ends`, for the block `opener` (a fence, or `_COMMENT`) opened."""
+    if opener == _COMMENT:
+        return _comment_ends(line, content_column)
+    return _fence_ends(line, opener, content_column)
+
+
+# Quotes inside quotes are followed this deep; a `>` deeper still is taken for quoted text.
+_MAX_QUOTE_DEPTH = 32
+
+
+class _Blocks:
+    """The containers open at a line: list items, and a `>` quote in the innermost of them.
+
+    A quote holds blocks of its own (`_Quote`), followed so far as to know whether it
+    ends with a paragraph: a line under it then goes on in the quote ("lazily") unless
+    it starts a block, as GitHub renders it.
     """
 
-    def __init__(self, body: str) -> None:
-        self.lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        self.visible: list[list[str]] = [[] for _ in self.lines]
-        self.source: list[list[str]] = [[] for _ in self.lines]
-        # (paragraph end line, run length) pairs known to have no closing run.
-        self._unclosed_runs: set[tuple[int, int]] = set()
+    def __init__(self, quote_depth: int) -> None:
         # The content columns of the open list items, innermost last (so increasing).
         self._items: list[int] = []
-        # The open paragraph: the content column of the item that holds it, and the
-        # first line after it (a code span cannot run past it).
+        # The open paragraph: the content column of the item that holds it.
         self._paragraph_column = 0
-        self._paragraph_end = 0
+        self._quote: _Quote | None = None
+        self._quote_depth = quote_depth  # how many quotes hold these blocks
 
     def _within(self, line: str) -> int:
         """How many of the open list items `line` is indented enough to stay in."""
@@ -259,6 +284,113 @@ class _Scanner:
             return False
         return _block_start(line, self._base(self._within(line))).underline
 
+    def _open_quote(self, start: _BlockStart) -> None:
+        """Opens the quote `start` begins, in the items it opens."""
+        self._items.extend(start.items)
+        self._quote = _Quote(self._quote_depth + 1)
+        self._quote.read(start.quoted)
+
+    def _goes_on_in_quote(self, line: str) -> bool:
+        """Is the non-blank `line` in the open quote: a `>` line where the items around
+        the quote hold it (read on inside the quote), or a lazy line? If not, the quote ends."""
+        depth = self._within(line)
+        start = _block_start(line, self._base(depth))
+        if start.quote and not start.items and depth == len(self._items):
+            self._quote.read(start.quoted)
+            return True
+        # A lazy line: no container holds it, so any block start ends the quote ("2." too).
+        if self._quote.ends_in_paragraph() and not start.interrupts(in_paragraph=False):
+            return True
+        self._quote = None
+        return False
+
+
+class _Quote(_Blocks):
+    """The blocks inside a `>` quote, read a line at a time with the `>` taken off.
+
+    Nothing in a quote is read, so only the block structure is followed: whether the
+    quote ends with a paragraph, which a line under it may go on.
+    """
+
+    def __init__(self, quote_depth: int) -> None:
+        super().__init__(quote_depth)
+        self._paragraph_open = self._empty_item_open = False
+        # An open fence or HTML comment block (`_COMMENT`), and its item's content column.
+        self._code: tuple[str, int] | None = None
+
+    def ends_in_paragraph(self) -> bool:
+        quote = self
+        while quote._quote is not None:
+            quote = quote._quote
+        return quote._paragraph_open
+
+    def read(self, line: str) -> None:
+        if self._code is not None:
+            end = _code_ends(line, *self._code)
+            if end != "leaves":
+                if end == "closes":
+                    self._code = None
+                return
+            self._code = None  # the line is read on, outside the list item
+        if _is_blank(line):
+            if self._empty_item_open:
+                self._items.pop()  # an item that starts empty ends at a blank line
+            self._empty_item_open = self._paragraph_open = False
+            self._quote = None
+            return
+        self._empty_item_open = False
+        if self._quote is not None and self._goes_on_in_quote(line):
+            return
+        if self._paragraph_open and self._continues_paragraph(line):
+            return
+        if self._paragraph_open and self._underlines_paragraph(line):
+            self._paragraph_open = False
+            return
+        self._paragraph_open = False
+        depth = self._within(line)
+        del self._items[depth:]
+        base = self._base(depth)
+        start = _block_start(line, base)
+        if start.comment:
+            self._items.extend(start.items)
+            if not _comment_closes_at_once(line):
+                self._code = (_COMMENT, self._base(len(self._items)))
+        elif start.quote and self._quote_depth < _MAX_QUOTE_DEPTH:
+            self._open_quote(start)
+        elif start.line_block or start.empty_item or start.code_item:
+            self._items.extend(start.items)
+            self._empty_item_open = start.empty_item
+        elif start.fence is not None:
+            self._items.extend(start.items)
+            self._code = (start.fence, self._base(len(self._items)))
+        elif start.items or _indent_width(line) - base < 4:  # else indented code
+            self._items.extend(start.items)  # a paragraph (or a quote too deep to follow)
+            self._paragraph_column = self._base(len(self._items))
+            self._paragraph_open = True
+
+
+class _Scanner(_Blocks):
+    """Walks the lines once, keeping for each line what a reader sees.
+
+    For every source line two texts are kept: `visible`, where hidden inline parts
+    are `ELISION` (commands are looked for here), and `source`, where HTML comments
+    are dropped but code spans are kept as written (reasons are taken from here).
+    Blocks that are hidden whole leave an empty line, so paragraphs stay apart.
+
+    List items are followed as GitHub reads them, since a fence inside one is code
+    until it closes or the item ends (a line indented less than the item's content).
+    """
+
+    def __init__(self, body: str) -> None:
+        super().__init__(quote_depth=0)
+        self.lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        self.visible: list[list[str]] = [[] for _ in self.lines]
+        self.source: list[list[str]] = [[] for _ in self.lines]
+        # (paragraph end line, backtick run length or `_COMMENT`): openers known not to close.
+        self._unclosed: set[tuple[int, int | str]] = set()
+        # The first line after the open paragraph (a code span cannot run past it).
+        self._paragraph_end = 0
+
     def _find_paragraph_end(self, index: int) -> int:
         """The first line after line `index` that the paragraph holding it does not reach."""
         end = index + 1
@@ -268,17 +400,20 @@ class _Scanner:
 
     def run(self) -> _Scanner:
         index = 0
-        paragraph_open = empty_item_open = after_quoted_text = False
+        paragraph_open = empty_item_open = False
         while index < len(self.lines):
             line = self.lines[index]
             if _is_blank(line):
                 if empty_item_open:
                     self._items.pop()  # an item that starts empty ends at a blank line
-                empty_item_open = paragraph_open = after_quoted_text = False
+                empty_item_open = paragraph_open = False
+                self._quote = None
                 index += 1
                 continue
-            quoted_text, after_quoted_text = after_quoted_text, False
             empty_item_open = False
+            if self._quote is not None and self._goes_on_in_quote(line):
+                index += 1  # quoted: nothing to read
+                continue
             if paragraph_open and self._continues_paragraph(line):
                 index = self._inline(index)  # in the item, or a lazy line: the items stay open
                 paragraph_open = any(part.strip() for part in self.visible[index - 1])
@@ -292,47 +427,56 @@ class _Scanner:
             base = self._base(depth)
             start = _block_start(line, base)
             if start.comment:
-                found = self._find(index, len(line) - len(line.lstrip(" \t")) + 2, "-->")
-                last = len(self.lines) - 1 if found is None else found[0]
-                self._hide(index, 0, last, None, keep_source=False)
+                self._items.extend(start.items)
+                end = index + 1
+                if not _comment_closes_at_once(line):
+                    end = self._code_end(index + 1, _COMMENT)
+                self._hide(index, 0, end - 1, None, keep_source=False)
                 paragraph_open = False
-                index = last + 1
-            elif start.quote or start.line_block or start.empty_item or start.code_item:
-                after_quoted_text = start.quote and _quotes_text(line)
+                index = end
+            elif start.quote:
+                self._open_quote(start)  # nothing to read on the line
+                paragraph_open = False
+                index += 1
+            elif start.line_block or start.empty_item or start.code_item:
                 self._items.extend(start.items)  # nothing to read on this line, but the items are open
                 empty_item_open = start.empty_item
                 paragraph_open = False
                 index += 1
             elif start.fence is not None:
                 self._items.extend(start.items)
-                content_column = self._base(len(self._items))
-                index += 1
-                while index < len(self.lines):
-                    end = _fence_ends(self.lines[index], start.fence, content_column)
-                    if end == "leaves":
-                        break  # the line is read again, outside the list item
-                    index += 1
-                    if end == "closes":
-                        break
+                index = self._code_end(index + 1, start.fence)
                 paragraph_open = False
             elif not start.items and _indent_width(line) - base >= 4:
                 index += 1  # an indented code block (it cannot interrupt a paragraph)
                 paragraph_open = False
             else:
                 self._items.extend(start.items)
-                # Text right after quoted text goes on in the quote for GitHub (it still counts
-                # here): no line after it is within the paragraph, so a list of any number may start.
-                self._paragraph_column = _OUTSIDE if quoted_text else self._base(len(self._items))
+                self._paragraph_column = self._base(len(self._items))
                 self._paragraph_end = self._find_paragraph_end(index)
                 index = self._inline(index)
                 paragraph_open = any(part.strip() for part in self.visible[index - 1])
         return self
 
+    def _code_end(self, index: int, opener: str) -> int:
+        """The first line from line `index` on that is not in the fence or HTML comment
+        block `opener` opened in the innermost open item (past the line that closes it)."""
+        content_column = self._base(len(self._items))
+        while index < len(self.lines):
+            end = _code_ends(self.lines[index], opener, content_column)
+            if end == "leaves":
+                break  # the line is read again, outside the list item
+            index += 1
+            if end == "closes":
+                break
+        return index
+
     def _inline(self, index: int) -> int:
         """Reads one paragraph line from its start; returns the next line to look at.
 
-        A code span or comment may run on over several lines; the line it ends on is
-        then read on from there.
+        A code span or comment may run on over several lines of its paragraph; the line
+        it ends on is then read on from there. An opener that does not close within the
+        paragraph is plain text, as GitHub shows it.
         """
         column = 0
         while True:
@@ -343,10 +487,11 @@ class _Scanner:
                 return index + 1
             self._keep(index, line[column : match.start()])
             if match.group() == "<!--":
-                found = self._find(index, match.start() + 2, "-->")
+                found = self._comment_close(index, match.start() + 2)
                 if found is None:
-                    self._hide(index, match.start(), len(self.lines) - 1, None, keep_source=False)
-                    return len(self.lines)
+                    self._keep(index, "<!--")
+                    column = match.end()
+                    continue
                 end_index, end_column = found[0], found[1] + len("-->")
                 self._hide(index, match.start(), end_index, end_column, keep_source=False)
             else:
@@ -360,19 +505,27 @@ class _Scanner:
                 self._hide(index, match.start(), end_index, end_column, keep_source=True)
             index, column = end_index, end_column
 
-    def _find(self, index: int, column: int, needle: str) -> tuple[int, int] | None:
-        for line_index in range(index, len(self.lines)):
-            found = self.lines[line_index].find(needle, column if line_index == index else 0)
+    def _end_of_paragraph(self, index: int) -> int:
+        if index >= self._paragraph_end:  # a lazy line past the end first found
+            self._paragraph_end = self._find_paragraph_end(index)
+        return self._paragraph_end
+
+    def _comment_close(self, index: int, column: int) -> tuple[int, int] | None:
+        """Where an HTML comment opened in a paragraph closes (its `-->`), within the paragraph."""
+        end = self._end_of_paragraph(index)
+        if (end, _COMMENT) in self._unclosed:
+            return None
+        for line_index in range(index, end):
+            found = self.lines[line_index].find("-->", column if line_index == index else 0)
             if found != -1:
                 return line_index, found
+        self._unclosed.add((end, _COMMENT))  # later openers in this paragraph cannot close either
         return None
 
     def _closing_run(self, index: int, column: int, length: int) -> tuple[int, int] | None:
         """Where a code span opened by `length` backticks closes, within its paragraph."""
-        if index >= self._paragraph_end:  # an HTML comment ran on past the paragraph
-            self._paragraph_end = self._find_paragraph_end(index)
-        end = self._paragraph_end
-        if (end, length) in self._unclosed_runs:
+        end = self._end_of_paragraph(index)
+        if (end, length) in self._unclosed:
             return None
         for line_index in range(index, end):
             start = column if line_index == index else 0
@@ -380,7 +533,7 @@ class _Scanner:
                 if len(run.group()) == length:
                     return line_index, run.start()
         # Later openers of the same length in this paragraph cannot close either.
-        self._unclosed_runs.add((end, length))
+        self._unclosed.add((end, length))
         return None
 
     def _keep(self, index: int, text: str) -> None:
@@ -410,10 +563,11 @@ def strip_non_command_text(body: str) -> str:
     """The comment with everything that cannot hold a command taken out.
 
     Line endings become LF and the text keeps one line per source line: code
-    blocks (a fence may open a list item), quote lines, headings, rules and blank
-    lines are empty, and hidden inline text (code spans, HTML comments) leaves
-    `ELISION` in its place, so that text after it does not look like the start of a
-    line. An unclosed HTML comment or fence hides everything after it.
+    blocks (a fence may open a list item), quotes (with the lines that go on in them),
+    headings, rules and blank lines are empty, and hidden inline text (code spans,
+    HTML comments) leaves `ELISION` in its place, so that text after it does not look
+    like the start of a line. A fence or HTML comment block never closed hides
+    everything after it in its list item (in the comment, if in none).
     """
     return "\n".join(_Scanner(body or "").run().visible_lines())
 

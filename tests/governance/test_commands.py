@@ -81,10 +81,10 @@ def test_which_lines_are_commands(body, expected):
         pytest.param("an odd ` backtick\n/approve", [A], id="unmatched-backtick-is-literal"),
         pytest.param("a ` here\n\n/approve `", [A], id="span-stops-at-blank-line"),
         pytest.param("> /approve", [], id="quote"),
-        pytest.param("   > /approve\n/reject", [R], id="quote-indented"),
+        pytest.param("   > /approve\n\n/reject", [R], id="quote-indented"),
         pytest.param(">/approve", [], id="quote-no-space"),
         pytest.param("> > /approve", [], id="nested-quote"),
-        pytest.param("> quoted\n/approve", [A], id="line-after-quote"),
+        pytest.param("> quoted\n\n/approve", [A], id="line-after-quote"),
         pytest.param("<!-- /approve -->", [], id="html-comment"),
         pytest.param("<!--\n/approve\n-->\n/reject", [R], id="multi-line-html-comment"),
         pytest.param("<!--\n\n/approve\n\n-->", [], id="comment-with-blank-lines"),
@@ -197,7 +197,7 @@ def test_a_realistic_review_comment():
     [
         pytest.param("a\r\nb\rc", "a\nb\nc", id="line-endings"),
         pytest.param("a\n```\n/approve\n```\nb", "a\n\n\n\nb", id="fence-lines-emptied"),
-        pytest.param("a\n> /approve\nb", "a\n\nb", id="quote-emptied"),
+        pytest.param("a\n> /approve\nb\n\nc", "a\n\n\n\nc", id="quote-emptied"),
         pytest.param("x `code` y", "x … y", id="span-elided"),
         pytest.param("x <!-- c --> y", "x … y", id="comment-elided"),
         pytest.param("<!--\n\n-->\nb", "…\n\n…\nb", id="comment-keeps-blank-lines"),
@@ -208,8 +208,73 @@ def test_strip_non_command_text(body, expected):
     assert strip_non_command_text(body) == expected
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # A line right under quoted text, with no blank line between, is in the quote for
+        # GitHub (CommonMark's "lazy continuation"): it does not vote.
+        pytest.param("> I think we should ship\n/approve", [], id="command-under-a-quote"),
+        pytest.param("> I think\nwe should ship\n/approve", [], id="lines-under-a-quote"),
+        pytest.param(">I think\n   /approve", [], id="indented-command-under-a-quote"),
+        pytest.param("> I think\n/approve\n> so\n/reject", [], id="quote-going-on"),
+        pytest.param("> > I think\n/approve", [], id="under-a-nested-quote"),
+        pytest.param("> > I think\n> > so\n> too\n/approve", [], id="under-nested-quotes"),
+        pytest.param("- > I think\n/approve", [], id="under-a-quote-in-a-list-item"),
+        pytest.param("- > I think\n  /approve", [], id="under-a-quote-in-the-item"),
+        pytest.param("> - I think\n/approve", [], id="under-a-list-item-in-a-quote"),
+        pytest.param("> I think\n    /approve", [], id="indented-four-under-a-quote"),
+        pytest.param("> I think\n===\n/approve", [], id="no-heading-under-a-quote"),
+        pytest.param("> I think\n2. so\n/approve", [A], id="a-list-of-any-number-ends-a-quote"),
+        # A blank line, or a line that starts a block of its own, ends the quote.
+        pytest.param("> I think we should ship\n\n/approve", [A], id="blank-line-after-a-quote"),
+        pytest.param("> > I think\n\n/approve", [A], id="blank-line-after-nested-quotes"),
+        pytest.param("- > I think\n\n  /approve", [A], id="blank-line-after-a-quote-in-an-item"),
+        pytest.param("> I think\n- /reject\n/approve", [A], id="list-item-after-a-quote"),
+        pytest.param("> I think\n---\n/approve", [A], id="rule-after-a-quote"),
+        pytest.param("> I think\n# Vote\n/approve", [A], id="heading-after-a-quote"),
+        pytest.param("> I think\n```\nx\n```\n/approve", [A], id="fence-after-a-quote"),
+        pytest.param("> I think\n<!-- note -->\n/approve", [A], id="comment-after-a-quote"),
+        # Only a quote that ends with paragraph text goes on.
+        pytest.param("> I think\n>\n/approve", [A], id="quote-ending-with-a-blank-quote-line"),
+        pytest.param("> ```\n> /reject\n/approve", [A], id="quote-ending-in-a-fence"),
+        pytest.param("> ```\n/approve", [A], id="quote-opening-a-fence"),
+        pytest.param("> - ```\n>   x\n/approve", [A], id="quote-ending-in-a-fence-in-an-item"),
+        pytest.param(">     code\n/approve", [A], id="quote-ending-in-indented-code"),
+        pytest.param("> # Title\n/approve", [A], id="quote-ending-in-a-heading"),
+        pytest.param("> I think\n> ===\n/approve", [A], id="quote-ending-in-an-underlined-heading"),
+        pytest.param("> <!--\n/approve", [A], id="quote-ending-in-a-comment"),
+        pytest.param("> * <!-- note -->\n/approve", [A], id="quote-ending-in-a-comment-in-an-item"),
+        pytest.param("> I think\n> - * \n/approve", [A], id="quote-ending-in-an-empty-item"),
+        pytest.param(">\n    > /reject\n/approve", [A], id="quote-then-indented-code"),
+    ],
+)
+def test_a_line_under_a_quote_is_in_the_quote_as_github_shows_it(body, expected):
+    assert kinds(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # An HTML comment opened in a paragraph ends with it: unclosed there, it is text.
+        pytest.param("Looks good <!--\n\n/approve", [A], id="unclosed-comment-in-a-paragraph"),
+        pytest.param("Looks good <!--\n\n/approve\n\n-->", [A], id="comment-closing-after-its-paragraph"),
+        pytest.param("Looks good <!--\n/reject\n-->\n/approve", [A], id="comment-within-its-paragraph"),
+        # An HTML comment block in a list item ends with the item.
+        pytest.param("- <!--\n/approve", [A], id="comment-block-in-an-item"),
+        pytest.param("- <!--\n  /reject\n\n  -->\n/approve", [A], id="comment-block-closing-in-an-item"),
+        pytest.param("-\n  <!--\n  /reject\n/approve", [A], id="comment-block-under-an-empty-item"),
+    ],
+)
+def test_an_html_comment_hides_what_github_hides(body, expected):
+    assert kinds(body) == expected
+
+
 def test_help_lists_every_command():
     for kind in CommandKind:
         assert f"`/{kind.value}" in HELP_TEXT
     assert "`/promote --force`" in HELP_TEXT
     assert "`/approve cancel`" in HELP_TEXT
+
+
+def test_help_says_a_line_right_under_a_quote_is_quoted():
+    assert "a line right under a quote (no blank line between) is in the quote" in HELP_TEXT
