@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -85,6 +86,18 @@ async def test_a_promoted_proposal_shows_its_promotion(world):
     assert decision["detail"] == "3 votes, 100% weighted approval (weights 6 for, 0 against, 0 abstaining)"
     seed = (await get_json(world, "/api/deployments/status", deploymentId=str(shop)))["deployment"]
     assert (seed["proposal_id"], seed["status"], seed["seconds_left"]) == (shop, "promoted", 0)
+
+
+async def test_every_route_writes_times_the_same_way_in_utc_with_z(world):
+    shop = await world.open(SHOP, 12)
+    proposal = (await get_json(world, f"/api/proposals/{shop}"))["proposal"]
+    [listed] = (await get_json(world, "/api/proposals"))["proposals"]
+    seed = (await get_json(world, "/api/deployments/status", deploymentId=str(shop)))["deployment"]
+    # RFC 3339 as GitHub writes it: one spelling, so clients can compare the strings.
+    assert seed["created_at"] == proposal["opened_at"] == listed["opened_at"]
+    assert seed["closes_at"] == proposal["closes_at"] == listed["closes_at"]
+    assert proposal["opened_at"].endswith("Z") and proposal["closes_at"].endswith("Z")
+    assert datetime.fromisoformat(seed["closes_at"]) - datetime.fromisoformat(seed["created_at"]) == timedelta(hours=24)
 
 
 async def test_private_proposals_need_their_signature_and_are_never_listed(world):

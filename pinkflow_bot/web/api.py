@@ -14,6 +14,7 @@ from ..storage.database import ping
 from ..storage.models import Proposal
 from .clients import rate_limited
 from .keys import RUNTIME
+from .pages import iso
 from .proposal_data import time_left
 
 
@@ -88,8 +89,8 @@ async def deployment_status(request: web.Request) -> web.Response:
                 "environment": proposal.environment,
                 "deploy_url": proposal.preview_url,
                 "status": proposal.state,
-                "created_at": proposal.opened_at.isoformat(),
-                "closes_at": proposal.closes_at.isoformat(),
+                "created_at": iso(proposal.opened_at),
+                "closes_at": iso(proposal.closes_at),
                 "seconds_left": 0 if left is None else int(left.total_seconds()),
                 "votes": votes,
                 "promotion": None

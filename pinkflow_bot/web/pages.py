@@ -24,6 +24,7 @@ def utc(moment: datetime | None) -> str:
 
 
 def iso(moment: datetime | None) -> str:
+    """A time as RFC 3339 in UTC with `Z`, as GitHub writes times; every JSON answer and page uses it."""
     return "" if moment is None else moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
