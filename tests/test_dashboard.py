@@ -127,8 +127,8 @@ async def test_a_proposal_page_says_why_a_vote_did_not_count(world):
     votes, audit = Tables(html).tables
     assert [row[0] for row in votes[1:]] == ["ann"]
     # The voters left out of the tally are in the trail, with why.
-    assert ["tia", "vote not counted", "approve: needs write permission or above (has triage)"] in [row[1:] for row in audit]
-    assert ["alice", "vote not counted", "approve: the pull request's author may not vote"] in [row[1:] for row in audit]
+    assert ["tia", "vote not counted", "approve: needs write permission or above, has triage (`voters.min_permission` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
+    assert ["alice", "vote not counted", "approve: authors do not vote on their own pull request (`voters.allow_author` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
 
 
 async def test_a_passed_proposal_offers_promotion_and_then_shows_it(world):

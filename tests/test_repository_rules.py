@@ -310,14 +310,14 @@ async def test_the_author_does_not_vote_by_default(app, world, vote):
     await open_proposal(app)
     await app.deliver(vote("/approve", "alice"))
     assert (await status(app))["votes"]["total"] == 0
-    assert "author may not vote" in status_comment(world)
+    assert "@alice: not counted: authors do not vote on their own pull request (`voters.allow_author` in .github/pinkflow.yml)" in status_comment(world)
 
 
 async def test_auto_promotion_and_promote_permission(app, world, vote):
     set_rules(world, "min_votes: 2\npromote:\n  auto: true\n  permission: admin\n")
     await open_proposal(app)
     await app.deliver(vote("/approve", "dan"), vote("/promote", "dan"))
-    assert "promoting needs admin permission or above (has write)" in status_comment(world)
+    assert "promoting needs admin permission or above, has write (`promote.permission` in .github/pinkflow.yml)" in status_comment(world)
     await app.deliver(vote("/approve", "max"))
     [created] = world.calls_for("repos/create-deployment")
     assert created.json["payload"]["pinkflow"]["requested_by"] == "pinkflow"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timedelta
 
+from .config import CONFIG_PATH
 from .durations import format_duration
 from .permissions import Permission
 from .rules import Rules, login_key
@@ -38,6 +39,11 @@ def is_bot_login(login: str) -> bool:
     return login_key(login).endswith("[bot]")
 
 
+def _set_by(key: str) -> str:
+    """Which setting a refusal follows, so that whoever is refused knows what to ask to change."""
+    return f"(`{key}` in {CONFIG_PATH})"
+
+
 def vote_refusal(
     *, voter: str, voter_is_bot: bool, permission: Permission, author: str, rules: Rules
 ) -> str | None:
@@ -45,9 +51,12 @@ def vote_refusal(
     if voter_is_bot or is_bot_login(voter):
         return "bots do not vote"
     if not rules.allow_author and login_key(voter) == login_key(author):
-        return "the pull request's author may not vote"
+        return f"authors do not vote on their own pull request {_set_by('voters.allow_author')}"
     if permission < rules.min_permission:
-        return f"needs {rules.min_permission.label} permission or above (has {permission.label})"
+        return (
+            f"needs {rules.min_permission.label} permission or above, has {permission.label}"
+            f" {_set_by('voters.min_permission')}"
+        )
     return None
 
 
@@ -103,12 +112,12 @@ def promotion_refusal(
         return "already promoted"
     if requester_permission < rules.promote_permission:
         return (
-            f"promoting needs {rules.promote_permission.label} permission or above"
-            f" (has {requester_permission.label})"
+            f"promoting needs {rules.promote_permission.label} permission or above,"
+            f" has {requester_permission.label} {_set_by('promote.permission')}"
         )
     if force:
         if not rules.allow_force:
-            return "forced promotion is not enabled for this repository (promote.allow_force)"
+            return f"forced promotion is not enabled for this repository {_set_by('promote.allow_force')}"
         if requester_permission < Permission.ADMIN:
             return f"only admins may force a promotion (has {requester_permission.label})"
         return None

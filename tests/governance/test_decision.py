@@ -55,21 +55,21 @@ def test_decide(t, now, expected):
     [
         pytest.param("dave", False, Permission.WRITE, Rules(), None, id="writer-votes"),
         pytest.param("dave", False, Permission.ADMIN, Rules(), None, id="admin-votes"),
-        pytest.param("dave", False, Permission.READ, Rules(), "needs write permission or above (has read)", id="reader"),
-        pytest.param("dave", False, Permission.NONE, Rules(), "needs write permission or above (has none)", id="outsider"),
+        pytest.param("dave", False, Permission.READ, Rules(), "needs write permission or above, has read (`voters.min_permission` in .github/pinkflow.yml)", id="reader"),
+        pytest.param("dave", False, Permission.NONE, Rules(), "needs write permission or above, has none (`voters.min_permission` in .github/pinkflow.yml)", id="outsider"),
         pytest.param("dave", False, Permission.READ, Rules(min_permission="read"), None, id="readers-allowed"),
         pytest.param(
             "dave", False, Permission.WRITE, Rules(min_permission="maintain"),
-            "needs maintain permission or above (has write)", id="maintainers-only",
+            "needs maintain permission or above, has write (`voters.min_permission` in .github/pinkflow.yml)", id="maintainers-only",
         ),
         pytest.param("ci", True, Permission.ADMIN, Rules(), "bots do not vote", id="bot-type"),
         pytest.param("dependabot[bot]", False, Permission.WRITE, Rules(), "bots do not vote", id="bot-login"),
         pytest.param("Renovate[BOT]", False, Permission.WRITE, Rules(), "bots do not vote", id="bot-login-case"),
-        pytest.param("Author", False, Permission.ADMIN, Rules(), "the pull request's author may not vote", id="author"),
+        pytest.param("Author", False, Permission.ADMIN, Rules(), "authors do not vote on their own pull request (`voters.allow_author` in .github/pinkflow.yml)", id="author"),
         pytest.param("author", False, Permission.ADMIN, Rules(allow_author=True), None, id="author-allowed"),
         pytest.param(
             "author", False, Permission.READ, Rules(allow_author=True),
-            "needs write permission or above (has read)", id="author-allowed-still-needs-permission",
+            "needs write permission or above, has read (`voters.min_permission` in .github/pinkflow.yml)", id="author-allowed-still-needs-permission",
         ),
     ],
 )
@@ -105,11 +105,11 @@ def refusal(**changes):
         ),
         pytest.param(
             {"requester_permission": Permission.TRIAGE},
-            "promoting needs write permission or above (has triage)", id="too-little-permission",
+            "promoting needs write permission or above, has triage (`promote.permission` in .github/pinkflow.yml)", id="too-little-permission",
         ),
         pytest.param(
             {"requester_permission": Permission.WRITE, "rules": Rules(promote_permission="admin")},
-            "promoting needs admin permission or above (has write)", id="configured-permission",
+            "promoting needs admin permission or above, has write (`promote.permission` in .github/pinkflow.yml)", id="configured-permission",
         ),
         pytest.param({"held": True}, "on hold", id="held"),
         pytest.param({"outcome": Outcome.VOTING}, "the vote has not passed", id="voting"),
@@ -134,11 +134,11 @@ def refusal(**changes):
         ),
         pytest.param(
             {"force": True, "requester_permission": Permission.ADMIN, "outcome": Outcome.VOTING},
-            "forced promotion is not enabled for this repository (promote.allow_force)", id="force-disabled",
+            "forced promotion is not enabled for this repository (`promote.allow_force` in .github/pinkflow.yml)", id="force-disabled",
         ),
         pytest.param(
             {"force": True, "requester_permission": Permission.READ, "rules": FORCE_RULES},
-            "promoting needs write permission or above (has read)", id="force-still-needs-promote-permission",
+            "promoting needs write permission or above, has read (`promote.permission` in .github/pinkflow.yml)", id="force-still-needs-promote-permission",
         ),
         pytest.param(
             {"rules": Rules(preview_health_required=True)},
