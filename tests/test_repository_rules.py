@@ -145,6 +145,21 @@ async def test_a_push_that_fixes_the_file_opens_the_vote(app, world, vote, clock
     assert [e.action for e in await audit(app, "configuration fixed")] == ["configuration fixed"]
 
 
+async def test_votes_cast_while_the_file_is_broken_count_once_status_follows_the_fix(app, world, vote):
+    """What the status comment tells voters under a broken file, step by step."""
+    set_rules(world, BROKEN)
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"))
+    comment = status_comment(world)
+    assert "No votes yet" not in comment
+    assert "the App keeps none of them" in comment and "a push of the fix alone does not" in comment
+    set_rules(world, "min_votes: 1\n")
+    await app.deliver(payloads.push(repo=REPO, modified=(CONFIG,)))
+    assert (await status(app))["votes"]["total"] == 0
+    await app.deliver(vote("/status", "rita"))
+    assert (await status(app))["votes"]["isApproved"] is True
+
+
 async def test_status_takes_up_a_file_fixed_without_a_push_being_seen(app, world, vote):
     set_rules(world, BROKEN)
     await open_proposal(app)

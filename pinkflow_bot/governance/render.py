@@ -642,11 +642,21 @@ def _config_problems_block(view: ProposalView) -> str:
     )
 
 
+# What happens to votes commented while the file cannot be used: they are refused, not
+# stored, and `/status` after the fix reads the comments again and counts them; a push does not.
+VOTES_WHILE_UNUSABLE = (
+    "_Votes are not counted while the file cannot be used, and the App keeps none of them: they stay in their "
+    "comments, and `/status` after the fix reads this pull request's comments again and counts the votes in them "
+    "(a push of the fix alone does not)._"
+)
+
+
 def render_status_comment(view: ProposalView) -> str:
     """The one status comment, found again later by `STATUS_MARKER` on its first line."""
-    if view.config_problems and view.state in ("voting", "passed"):
+    unusable = bool(view.config_problems) and view.state in ("voting", "passed")
+    if unusable:
         before = [f"### Pinkflow governance: invalid {CONFIG_PATH}", _config_problems_block(view), _preview_line(view)]
-        after: list[str | None] = []
+        after: list[str | None] = [VOTES_WHILE_UNUSABLE]
     else:
         before = [
             _heading(view),
@@ -672,7 +682,9 @@ def render_status_comment(view: ProposalView) -> str:
     # A comment's limit is in characters (GitHub: "maximum is 65536 characters"), which at
     # 4 bytes at most each is also within the bytes it accepts.
     table = tally_table(view.tally, budget=max(MAX_COMMENT - len(head) - len(tail) - 10, 200), in_characters=True)
-    return _fit(f"{head}\n\n{table}\n\n{tail}", MAX_COMMENT, in_characters=True)
+    if unusable and not view.tally.ballots:
+        table = ""  # "No votes yet" would read as if voting went on
+    return _fit("\n\n".join(part for part in (head, table, tail) if part), MAX_COMMENT, in_characters=True)
 
 
 # --- An unusable configuration file -------------------------------------------------------

@@ -431,6 +431,18 @@ def test_a_proposal_under_an_invalid_configuration_fails_and_offers_no_promotion
     assert "To promote" not in comment
 
 
+def test_under_an_invalid_configuration_the_comment_says_what_becomes_of_votes_instead_of_no_votes_yet():
+    problems = (ConfigProblem("threshold", 1, "must be a whole percentage from 0 to 100"),)
+    comment = render_status_comment(make_view("voting", config_problems=problems, notes=("@dan: not counted",)))
+    assert "No votes yet" not in comment
+    assert (
+        "Votes are not counted while the file cannot be used, and the App keeps none of them: they stay in their "
+        "comments, and `/status` after the fix reads this pull request's comments again and counts the votes in them "
+        "(a push of the fix alone does not)."
+    ) in comment
+    assert comment.index("line 1, threshold") < comment.index("Votes are not counted") < comment.index("@dan")
+
+
 def test_a_failing_preview_shows_its_status_and_time():
     view = make_view("voting", health=HealthView(status=503, elapsed_ms=87))
     assert "Preview health: answers 503 in 87 ms." in render_status_comment(view)
