@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
@@ -129,6 +130,32 @@ async def test_a_proposal_page_says_why_a_vote_did_not_count(world):
     # The voters left out of the tally are in the trail, with why.
     assert ["tia", "vote not counted", "approve: needs write permission or above, has triage (`voters.min_permission` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
     assert ["alice", "vote not counted", "approve: authors do not vote on their own pull request (`voters.allow_author` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
+
+
+def preview_health_shown(html: str) -> str | None:
+    found = re.search(r'<dd id="preview-health">(.*?)</dd>', html, re.DOTALL)
+    return None if found is None else unescape(" ".join(found.group(1).split()))
+
+
+@pytest.mark.parametrize(
+    ("status", "elapsed_ms", "error", "shown"),
+    [
+        pytest.param(503, 87, None, "answers 503 in 87 ms.", id="failing"),
+        pytest.param(200, 40, None, "answers 200 in 40 ms.", id="healthy"),
+        pytest.param(None, None, "no answer: its host name was not found", "no answer: its host name was not found.", id="no-answer"),
+    ],
+)
+async def test_a_proposal_page_shows_the_previews_health_as_the_status_comment_does(world, status, elapsed_ms, error, shown):
+    shop = await world.open(SHOP, 12)
+    proposal = await world.proposal(shop)
+    await world.app.runtime.service.record_preview_health(
+        proposal_id=shop, preview_url=proposal.preview_url, status=status, elapsed_ms=elapsed_ms, error=error
+    )
+    await world.app.drain()  # the status comment is synced too
+    _, html = await page(world, f"/proposals/{shop}")
+    assert preview_health_shown(html) == shown
+    [comment] = [c["body"] for c in world.fake.comments_on(SHOP, 12) if "pinkflow:status" in c["body"]]
+    assert f"Preview health: {shown}" in comment
 
 
 async def test_a_passed_proposal_offers_promotion_and_then_shows_it(world):

@@ -430,20 +430,22 @@ def _promotion_line(view: ProposalView) -> str | None:
     return line
 
 
-def _health_line(view: ProposalView) -> str | None:
-    health = view.health
-    if health is None:
-        return None
-    required = " Promotion needs it to answer without error." if view.rules.preview_health_required else ""
-    if health.ok:
-        timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
-        return f"Preview health: answers {health.status}{timing}."
+def preview_health_words(health: HealthView, rules: Rules) -> str:
+    """The preview's last check in plain words, as the status comment, the check run and the
+    proposal's page all say it: "answers 503 in 87 ms. Promotion needs it to answer without error."."""
+    required = " Promotion needs it to answer without error." if rules.preview_health_required else ""
     if health.status is not None:
         timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
-        return f"Preview health: answers {health.status}{timing}.{required}"
+        return f"answers {health.status}{timing}." + ("" if health.ok else required)
     # The error says itself what happened ("no answer within 5 s", "not checked: ...").
-    error = escape_text(health.error or "no answer", limit=200)
-    return f"Preview health: {error}.{required}"
+    return f"{clip(' '.join((health.error or 'no answer').split()), 200)}.{required}"
+
+
+def _health_line(view: ProposalView) -> str | None:
+    if view.health is None:
+        return None
+    # Escaped whole: an error may repeat what a preview's host or address said.
+    return "Preview health: " + escape_text(preview_health_words(view.health, view.rules), limit=MAX_REASON_SHOWN)
 
 
 def _preview_line(view: ProposalView) -> str:

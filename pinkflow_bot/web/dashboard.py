@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..governance.durations import format_duration
 from ..governance.permissions import Permission
+from ..governance.render import preview_health_words
 from ..governance.rules import Rules
 from ..governance.tally import Choice
 from ..services import proposal_rules, utcnow
@@ -133,6 +134,8 @@ async def proposal_page(request: web.Request) -> web.Response:
         if details.promotion
         else None,
         promotion_blocker=details.promotion_blocker,
+        # In the status comment's words; none until the preview has been checked.
+        preview_health=preview_health_words(view.health, view.rules) if view.health is not None else None,
         audit=details.audit,
         time_left=time_left(proposal, now=now),
         **_page_context(runtime.settings),
