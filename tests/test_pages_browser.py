@@ -208,6 +208,12 @@ async def test_registering_the_app_from_the_setup_page(browser, tmp_path, fake_g
 
         await page.goto(f"{base}/setup")
         assert await page.locator("h1").inner_text() == "pinkflow-bot is set up"
+        await check_accessibility(page)
+        # Closed to registering, the page still leads on to installing the App.
+        await page.get_by_role("link", name="Install pinkflow-bot on repositories").click()
+        await page.wait_for_url("https://github.com/apps/pinkflow-bot/installations/new")
+        assert install_pages == ["https://github.com/apps/pinkflow-bot/installations/new"] * 2
+        await page.goto(f"{base}/setup")
         await page.get_by_role("link", name="Go to the dashboard").click()
         assert await page.locator("h1").inner_text() == "Recent proposals"
     finally:

@@ -299,7 +299,10 @@ async def test_once_another_process_registered_the_setup_flow_is_closed_here_too
     written = {"APP_ID": "777", "PRIVATE_KEY": "kept", "WEBHOOK_SECRET": "kept"}
     env_file.write_text("".join(f'{key}="{value}"\n' for key, value in written.items()))  # by the other process
     page = await client.get("/setup")
-    assert "Set up pinkflow-bot" not in await page.text()
+    text = await page.text()
+    assert "Set up pinkflow-bot" not in text
+    # This process has no credentials to ask GitHub with: it says where to install the App from.
+    assert "App None" not in text and "Install App" in text and f"{fake_github.web_url}/settings/apps" in text
     fake_github.add_manifest_code("stranger-code")
     response = await client.get("/setup/callback", params={"code": "stranger-code", "state": state_of(form)}, allow_redirects=False)
     assert response.status == 400
@@ -307,6 +310,74 @@ async def test_once_another_process_registered_the_setup_flow_is_closed_here_too
     assert dotenv_values(env_file) == written
     assert fake_github.calls_for("apps/create-from-manifest") == []
     assert not runtime.settings.configured
+
+
+class Links(HTMLParser):
+    """The links of a page: (href, text)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href, self._text = dict(attrs).get("href"), []
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, " ".join("".join(self._text).split())))
+            self._href = None
+
+
+async def register(client, fake_github, app_private_key) -> None:
+    form, _ = await start_registration(client)
+    fake_github.add_manifest_code("c0de", pem=app_private_key)
+    response = await client.get("/setup/callback", params={"code": "c0de", "state": state_of(form)}, allow_redirects=False)
+    assert response.status == 302, await response.text()
+
+
+@pytest.mark.parametrize(
+    "app_page",
+    [
+        pytest.param(None, id="github.com"),
+        pytest.param("https://ghe.example.com/github-apps/pinkflow-bot", id="enterprise-server"),
+    ],
+)
+async def test_once_registered_the_setup_page_links_to_installing_the_app(
+    unregistered, fake_github, app_private_key, app_page
+):
+    client, _ = unregistered
+    if app_page is not None:
+        fake_github.app["html_url"] = app_page  # as GitHub Enterprise Server answers GET /app
+    await register(client, fake_github, app_private_key)
+    expected = f"{app_page or 'https://github.com/apps/pinkflow-bot'}/installations/new"
+    for _ in range(2):
+        response = await client.get("/setup")
+        assert response.status == 200
+        assert (expected, "Install pinkflow-bot on repositories") in Links(await response.text()).links
+    # GitHub is asked once where the App's page is; the answer is kept.
+    assert len(fake_github.calls_for("apps/get-authenticated")) == 1
+
+
+async def test_when_github_does_not_say_where_the_app_is_the_setup_page_says_where_to_find_it(
+    unregistered, fake_github, app_private_key
+):
+    client, _ = unregistered
+    await register(client, fake_github, app_private_key)
+    fake_github.fail("apps/get-authenticated", status=503, times=100)
+    response = await client.get("/setup")
+    page = await response.text()
+    assert response.status == 200, page
+    assert "pinkflow-bot is set up" in page
+    assert "could not be asked for this App's page" in page and "Install App" in page
+    assert (f"{fake_github.web_url}/settings/apps", "your GitHub Apps settings") in Links(page).links
+    assert not any(href.endswith("/installations/new") for href, _ in Links(page).links)
 
 
 class Browser:

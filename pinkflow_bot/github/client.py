@@ -148,6 +148,9 @@ class GitHubApp:
         self._clock = clock
         self._reachability: tuple[float, str] | None = None  # (when it was asked, the answer)
         self._reachability_lock = asyncio.Lock()
+        self._app_page: str | None = None
+        self._app_page_missed_at: float | None = None
+        self._app_page_lock = asyncio.Lock()
 
     async def reachability(self) -> str:
         """"ok" when GitHub answers `GET /app` for these credentials, else why not; asked at
@@ -169,6 +172,28 @@ class GitHubApp:
                 answer = f"unreachable: {type(error).__name__}"
             self._reachability = (self._clock(), answer)
             return answer
+
+    async def app_page(self) -> str | None:
+        """The App's page on GitHub, `html_url` of `GET /app` (`https://github.com/apps/SLUG`;
+        GitHub Enterprise Server has its own), kept once known. None while GitHub does not
+        say; then asked again at most every REACHABILITY_TTL seconds, never longer than
+        REACHABILITY_TIMEOUT, as the pages that show it are public."""
+        async with self._app_page_lock:
+            if self._app_page is not None:
+                return self._app_page
+            if self._app_page_missed_at is not None and self._clock() - self._app_page_missed_at < REACHABILITY_TTL:
+                return None
+            try:
+                answer = await asyncio.wait_for(self.app_client().getitem("/app"), timeout=REACHABILITY_TIMEOUT)
+            except Exception as error:  # a page shows where else to look, whatever went wrong here
+                log.warning("GitHub did not say where the App's page is: %s", type(error).__name__)
+                answer = None
+            url = answer.get("html_url") if isinstance(answer, dict) else None
+            if isinstance(url, str) and url.startswith(("https://", "http://")):
+                self._app_page = url.rstrip("/")
+            else:
+                self._app_page_missed_at = self._clock()
+            return self._app_page
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)

@@ -242,9 +242,19 @@ async def exchange_code(settings: Settings, *, code: str) -> dict[str, Any]:
 
 
 async def setup_page(request: web.Request) -> web.Response:
-    settings = request.app[RUNTIME].settings
+    runtime = request.app[RUNTIME]
+    settings = runtime.settings
     if registered(settings):
-        return render("setup.html", title="pinkflow-bot is set up", configured=True, app_id=settings.app_id)
+        # Without credentials here (another process registered the App), GitHub cannot be asked.
+        app_page = await runtime.github.app_page() if runtime.github is not None else None
+        return render(
+            "setup.html",
+            title="pinkflow-bot is set up",
+            configured=True,
+            app_id=settings.app_id,
+            install_url=f"{app_page}/installations/new" if app_page else None,
+            apps_settings_url=f"{settings.github_url}/settings/apps",
+        )
 
     organization = request.query.get("organization", "").strip()
     error = None
