@@ -475,9 +475,14 @@ class GovernanceService:
                 changed += await self._refresh_config(session, proposal, lookup, now=now)
             return changed
 
-    async def _refresh_config(self, session: AsyncSession, proposal: Proposal, lookup: RulesLookup, *, now: datetime) -> bool:
+    async def _refresh_config(
+        self, session: AsyncSession, proposal: Proposal, lookup: RulesLookup, *, now: datetime, recount: bool = True
+    ) -> bool:
         """A proposal opened under an unusable file takes up the file as it is now. One that
-        opened under usable rules keeps them: a later change does not move its goalposts."""
+        opened under usable rules keeps them: a later change does not move its goalposts.
+
+        Votes commented meanwhile were refused, not stored: once the file is usable, the pull
+        request's comments are read again (`recount`) and the votes in them are counted."""
         if not proposal.config_problems:
             return False
         if lookup.problems:
@@ -495,6 +500,8 @@ class GovernanceService:
         detail = f"{CONFIG_PATH} is usable again; voting is open until {proposal.closes_at:%Y-%m-%d %H:%M} UTC"
         session.add(AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="configuration fixed", detail=detail, at=now))
         await self._enqueue_health_check(session, proposal, now=now)
+        if recount:
+            await self._enqueue_rebuild(session, proposal.installation_id, proposal.repo_full_name, proposal.pr_number, now=now)
         await self._settle(session, proposal, now=now)
         await self._enqueue_sync(session, proposal, now=now)
         return True
@@ -611,7 +618,7 @@ class GovernanceService:
         if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
             refusal = "voting has closed; the vote was not counted"
         elif proposal.config_problems:
-            refusal = f"not counted: {CONFIG_PATH} on the default branch is invalid; fix it, then comment `/status`"
+            refusal = f"not counted yet: {CONFIG_PATH} on the default branch is invalid; the vote counts once the file is fixed"
         else:
             refusal = vote_refusal(
                 voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
@@ -621,7 +628,7 @@ class GovernanceService:
             if explain_refusal:
                 await self._note(session, proposal, f"@{voter.login}: {refusal}", now=now)
                 # The note is one of the newest few; the trail keeps why for good, on the proposal's page too.
-                why = refusal.removeprefix("not counted: ")
+                why = refusal.removeprefix("not counted: ").removeprefix("not counted yet: ")
                 detail = f"{VOTE_CHOICES[command.kind].value}: {why}"
                 session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action="vote not counted", detail=detail, at=now))
             return False
@@ -1289,7 +1296,8 @@ class GovernanceService:
             if proposal is None or proposal.head_sha != pull.head_sha:
                 return
             if lookup is not None:
-                await self._refresh_config(session, proposal, lookup, now=now)
+                # The comments are read right below.
+                await self._refresh_config(session, proposal, lookup, now=now, recount=False)
             if proposal.state in queries.OPEN_STATES:
                 await self._enqueue_health_check(session, proposal, now=now)
             latest_comment = await queries.latest_comment_per_voter(session, proposal_id=proposal.id)

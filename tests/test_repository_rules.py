@@ -145,19 +145,24 @@ async def test_a_push_that_fixes_the_file_opens_the_vote(app, world, vote, clock
     assert [e.action for e in await audit(app, "configuration fixed")] == ["configuration fixed"]
 
 
-async def test_votes_cast_while_the_file_is_broken_count_once_status_follows_the_fix(app, world, vote):
-    """What the status comment tells voters under a broken file, step by step."""
+async def test_votes_cast_while_the_file_is_broken_count_once_a_push_fixes_it(app, world, vote):
+    """What the status comment tells voters under a broken file, and that it comes true."""
     set_rules(world, BROKEN)
     await open_proposal(app)
-    await app.deliver(vote("/approve", "dan"))
+    await app.deliver(vote("/approve", "dan"), vote("/approve", "max"))
     comment = status_comment(world)
     assert "No votes yet" not in comment
-    assert "the App keeps none of them" in comment and "a push of the fix alone does not" in comment
-    set_rules(world, "min_votes: 1\n")
-    await app.deliver(payloads.push(repo=REPO, modified=(CONFIG,)))
+    assert "once the file is fixed on the default branch, the App reads this pull request's comments again" in comment
+    assert "@dan: not counted yet: .github/pinkflow.yml on the default branch is invalid; the vote counts once the file is fixed" in comment
     assert (await status(app))["votes"]["total"] == 0
+    set_rules(world, "min_votes: 2\nthreshold: 50\n")
+    await app.deliver(payloads.push(repo=REPO, modified=(CONFIG,)))
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["isApproved"]) == (2, True)
+    assert [e.action for e in await audit(app, "recovered vote")] == ["recovered vote", "recovered vote"]
+    # /status afterwards reads the same comments again and counts nothing twice.
     await app.deliver(vote("/status", "rita"))
-    assert (await status(app))["votes"]["isApproved"] is True
+    assert (await status(app))["votes"]["total"] == 2
 
 
 async def test_status_takes_up_a_file_fixed_without_a_push_being_seen(app, world, vote):

@@ -432,7 +432,9 @@ def _promotion_line(view: ProposalView) -> str | None:
 
 def preview_health_words(health: HealthView, rules: Rules) -> str:
     """The preview's last check in plain words, as the status comment, the check run and the
-    proposal's page all say it: "answers 503 in 87 ms. Promotion needs it to answer without error."."""
+    proposal's page all say it, e.g. "answers 503 in 87 ms. Promotion needs it to answer
+    without error."
+    """
     required = " Promotion needs it to answer without error." if rules.preview_health_required else ""
     if health.status is not None:
         timing = f" in {health.elapsed_ms} ms" if health.elapsed_ms is not None else ""
@@ -644,12 +646,12 @@ def _config_problems_block(view: ProposalView) -> str:
     )
 
 
-# What happens to votes commented while the file cannot be used: they are refused, not
-# stored, and `/status` after the fix reads the comments again and counts them; a push does not.
+# What happens to votes commented while the file cannot be used: they are not counted then,
+# and the fix (a push to the default branch, or `/status` after it) reads the comments again.
 VOTES_WHILE_UNUSABLE = (
-    "_Votes are not counted while the file cannot be used, and the App keeps none of them: they stay in their "
-    "comments, and `/status` after the fix reads this pull request's comments again and counts the votes in them "
-    "(a push of the fix alone does not)._"
+    "_Votes are not counted while the file cannot be used. They stay in their comments: once the file is fixed "
+    "on the default branch, the App reads this pull request's comments again and counts the votes in them "
+    "(if the fix is not seen, comment `/status`)._"
 )
 
 

@@ -436,9 +436,9 @@ def test_under_an_invalid_configuration_the_comment_says_what_becomes_of_votes_i
     comment = render_status_comment(make_view("voting", config_problems=problems, notes=("@dan: not counted",)))
     assert "No votes yet" not in comment
     assert (
-        "Votes are not counted while the file cannot be used, and the App keeps none of them: they stay in their "
-        "comments, and `/status` after the fix reads this pull request's comments again and counts the votes in them "
-        "(a push of the fix alone does not)."
+        "Votes are not counted while the file cannot be used. They stay in their comments: once the file is fixed "
+        "on the default branch, the App reads this pull request's comments again and counts the votes in them "
+        "(if the fix is not seen, comment `/status`)."
     ) in comment
     assert comment.index("line 1, threshold") < comment.index("Votes are not counted") < comment.index("@dan")
 
