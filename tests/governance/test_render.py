@@ -137,8 +137,7 @@ def promote_actions(view):
     ],
 )
 def test_promote_button_only_when_promotable(state, changes, offered):
-    rules = changes.pop("rules", RULES)
-    view = make_view(state, PASSING, rules=rules, **changes)
+    view = make_view(state, PASSING, **{"rules": RULES, **changes})
     assert bool(promote_actions(view)) is offered
 
 
