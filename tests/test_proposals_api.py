@@ -69,6 +69,18 @@ async def test_a_proposal_as_json_has_the_seed_tally_votes_and_audit_trail(world
     assert proposal["audit"][-1]["action"] == "opened"
 
 
+async def test_a_proposal_as_json_has_its_previews_health_as_the_status_comment_says_it(world):
+    shop = await world.open(SHOP, 12)
+    proposal = await world.proposal(shop)
+    await world.app.runtime.service.record_preview_health(
+        proposal_id=shop, preview_url=proposal.preview_url, status=503, elapsed_ms=87, error=None
+    )
+    health = (await get_json(world, f"/api/proposals/{shop}"))["proposal"]["preview_health"]
+    assert (health["status"], health["elapsed_ms"], health["error"], health["ok"]) == (503, 87, None, False)
+    assert health["summary"] == "answers 503 in 87 ms."
+    assert health["checked_at"].endswith("Z")
+
+
 async def test_a_promoted_proposal_shows_its_promotion(world):
     shop = await world.open(SHOP, 12)
     await world.say(SHOP, 12, ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan"), ("/promote", "ann"))

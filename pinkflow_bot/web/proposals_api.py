@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..governance.render import PROPOSAL_STATES
+from ..governance.render import PROPOSAL_STATES, ProposalView, preview_health_words
 from ..governance.rules import LOGIN_PATTERN, Rules
 from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
@@ -74,6 +74,20 @@ def _promotion(promotion: Promotion | None) -> dict[str, Any] | None:
     }
 
 
+def _preview_health(proposal: Proposal, view: ProposalView) -> dict[str, Any] | None:
+    """The preview's last check, in the status comment's words too; None until it was checked."""
+    if view.health is None:
+        return None
+    return {
+        "status": view.health.status,
+        "elapsed_ms": view.health.elapsed_ms,
+        "error": view.health.error,
+        "ok": view.health.ok,
+        "checked_at": iso(proposal.health_checked_at) or None,
+        "summary": preview_health_words(view.health, view.rules),
+    }
+
+
 def _audit_event(event: AuditEvent) -> dict[str, Any]:
     return {"at": iso(event.at), "actor": event.actor, "action": event.action, "detail": event.detail}
 
@@ -104,6 +118,7 @@ def _details(details: ProposalDetails, *, settings, now: datetime) -> dict[str, 
         "pr_author": proposal.pr_author,
         "environment": proposal.environment,
         "preview_url": proposal.preview_url,
+        "preview_health": _preview_health(proposal, view),
         "rules": _rules(view.rules),
         "promotable": details.promotion_blocker is None,
         "promotion_blocker": details.promotion_blocker,
