@@ -31,6 +31,7 @@ NO_QUORUM = make_tally(Choice.APPROVE, Choice.APPROVE)
 
 def test_deadline_is_the_voting_period_after_opening():
     assert CLOSES == OPENED + timedelta(hours=24)
+    assert voting_deadline(opened_at=OPENED, rules=Rules(voting_period=timedelta(hours=6))) == OPENED + timedelta(hours=6)
 
 
 @pytest.mark.parametrize(
@@ -123,6 +124,10 @@ def refusal(**changes):
             {"rules": Rules(min_voting_time=timedelta(minutes=5))}, None, id="min-voting-time-just-reached",
         ),
         pytest.param(
+            {"rules": Rules(min_voting_time=timedelta(minutes=5)), "now": AFTER_OPENING - timedelta(milliseconds=500)},
+            "the vote must stay open for at least 5m (1s left)", id="min-voting-time-under-a-second-left",
+        ),
+        pytest.param(
             {"force": True, "requester_permission": Permission.ADMIN, "rules": FORCE_RULES,
              "outcome": Outcome.REJECTED, "held": True},
             None, id="admin-forces-whatever-the-outcome",
@@ -168,6 +173,17 @@ def test_promotion_refusal(changes, expected):
         pytest.param(Rules(auto_promote=True), {"outcome": Outcome.VOTING}, False, id="not-passed"),
         pytest.param(
             Rules(auto_promote=True, min_voting_time=timedelta(hours=1)), {}, False, id="too-early",
+        ),
+        pytest.param(
+            Rules(auto_promote=True, preview_health_required=True), {"preview_healthy": True}, True,
+            id="health-required-and-healthy",
+        ),
+        pytest.param(
+            Rules(auto_promote=True, preview_health_required=True), {"preview_healthy": False}, False,
+            id="health-required-and-failing",
+        ),
+        pytest.param(
+            Rules(auto_promote=True, preview_health_required=True), {}, False, id="health-required-and-unknown",
         ),
     ],
 )
