@@ -335,6 +335,10 @@ def test_unknown_states_are_refused():
         (timedelta(0), "0s"),
         (timedelta(seconds=-5), "0s"),
         (timedelta(days=3, hours=4), "3d 4h"),
+        # Days from 48 hours on: 47h 59m still reads in hours.
+        (timedelta(hours=47, minutes=59), "47h 59m"),
+        (timedelta(hours=48), "2d"),
+        (timedelta(days=2, hours=5, minutes=30), "2d 5h"),
         (timedelta(days=7, minutes=1), "7d"),
     ],
 )
