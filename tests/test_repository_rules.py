@@ -121,6 +121,15 @@ async def test_an_invalid_file_fails_the_check_run_saying_what_and_where(app, wo
     assert [event.action for event in await audit(app, "invalid configuration")] == ["invalid configuration"]
 
 
+async def test_a_period_too_long_for_any_clock_is_a_problem_in_the_file(app, world):
+    # Read as milliseconds it is still far beyond what a time can hold: the file is still only invalid.
+    set_rules(world, "voting_period: 99999999999999999999999\n")
+    await open_proposal(app)
+    run = check_run(world)
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert run["output"]["summary"].endswith("line 1, voting\\_period: must be at most 365d")
+
+
 async def test_an_empty_list_of_preview_patterns_is_a_problem_not_a_silence(app, world):
     # No pattern matches no deployment: without this problem, no vote would ever open and nobody would know why.
     set_rules(world, "min_votes: 1\nenvironments:\n  preview: []\n")

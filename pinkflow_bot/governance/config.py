@@ -281,9 +281,11 @@ def _milliseconds_hint(text: str) -> str:
     """For a bare number too long in seconds: DAO_VOTING_PERIOD counts milliseconds, the file seconds."""
     if not _BARE_SECONDS.fullmatch(text):
         return ""
-    meant = timedelta(milliseconds=float(text))
-    if not timedelta(0) < meant <= MAX_DURATION:
+    seconds = float(text) / 1000
+    # Compared as a number first: a timedelta cannot hold the largest numbers written.
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
         return ""
+    meant = timedelta(seconds=seconds)
     return f"; a bare number is seconds here, not milliseconds: for {text} ms write {format_duration(meant)}"
 
 
