@@ -86,10 +86,50 @@ _UNDERLINE = re.compile(r"(?:=+|-+)[ \t]*")  # under a paragraph line, makes it 
 _SPACES = re.compile(r"[ \t]*")
 _COMMENT = "<!--"  # opens an HTML comment
 _FENCE = re.compile(r"(?P<fence>`{3,}|~{3,})(?P<info>.*)")
+# The tags that open an HTML block running to a blank line (CommonMark's sixth kind).
+_HTML_BLOCK_TAGS = (
+    "address|article|aside|base|basefont|blockquote|body|caption|center|col|colgroup|dd|details|dialog|dir|div|dl"
+    "|dt|fieldset|figcaption|figure|footer|form|frame|frameset|h1|h2|h3|h4|h5|h6|head|header|hr|html|iframe|legend"
+    "|li|link|main|menu|menuitem|nav|noframes|ol|optgroup|option|p|param|section|source|summary|table|tbody|td"
+    "|tfoot|th|thead|title|tr|track|ul"
+)
+_ATTRIBUTE = r"""(?:[ \t]+[A-Za-z_:][A-Za-z0-9_.:-]*(?:[ \t]*=[ \t]*(?:[^ \t"'=<>`]+|'[^']*'|"[^"]*"))?)"""
+# A tag alone on its line (any name): an HTML block too, but one that cannot end a paragraph.
+_LONE_TAG = re.compile(rf"<(?:[A-Za-z][A-Za-z0-9-]*{_ATTRIBUTE}*[ \t]*/?|/[A-Za-z][A-Za-z0-9-]*[ \t]*)>[ \t]*")
 _FENCE_CLOSE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*")
 _INLINE = re.compile(r"`+|<!--")
 _BACKTICKS = re.compile(r"`+")
 _COMMAND = re.compile(r"^ {0,3}/(?P<word>[A-Za-z]+)(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class _HtmlBlock:
+    """An HTML block other than a comment: the line that ends it holds `end` (None: a blank
+    line ends it). GitHub shows its text, so only a quote's reading needs it: a quote that
+    ends in one takes no lazy line."""
+
+    end: re.Pattern[str] | None
+    interrupts: bool = True  # does it end a paragraph (a lone tag does not)
+
+
+_HTML_BLOCKS = (  # how each kind starts, CommonMark's first to sixth
+    (re.compile(r"<(?:script|pre|style|textarea)(?:[ \t>]|$)", re.I), _HtmlBlock(re.compile(r"</(?:script|pre|style|textarea)>", re.I))),
+    (re.compile(r"<\?"), _HtmlBlock(re.compile(r"\?>"))),
+    (re.compile(r"<![A-Z]"), _HtmlBlock(re.compile(">"))),
+    (re.compile(r"<!\[CDATA\[", re.I), _HtmlBlock(re.compile(r"\]\]>"))),
+    (re.compile(rf"</?(?:{_HTML_BLOCK_TAGS})(?:[ \t]|/?>|$)", re.I), _HtmlBlock(None)),
+)
+_LONE_TAG_BLOCK = _HtmlBlock(None, interrupts=False)
+
+
+def _html_block(line: str, position: int) -> _HtmlBlock | None:
+    """The HTML block (not a comment) that `line` opens at `position`, if any."""
+    if not line.startswith("<", position):
+        return None
+    for start, block in _HTML_BLOCKS:
+        if start.match(line, position):
+            return block
+    return _LONE_TAG_BLOCK if _LONE_TAG.fullmatch(line, position) else None
 
 
 def _is_blank(line: str) -> bool:
@@ -113,6 +153,7 @@ class _BlockStart:
 
     quoted: str | None = None  # after a `>` (maybe in the items it opens): the quote's text on the line
     comment: bool = False  # "<!--": an HTML block, up to the line that closes it (or its item's end)
+    html: _HtmlBlock | None = None  # another HTML block ("<div>", "<pre>"), maybe in the items it opens
     line_block: bool = False  # a thematic break ("---") or a heading ("# Title"), maybe in the items it opens
     underline: bool = False  # "===" or "---": under a paragraph line, it ends the paragraph
     items: tuple[int, ...] = ()  # content columns of the list items it opens ("- 1. x": 2, 5)
@@ -128,7 +169,9 @@ class _BlockStart:
     def interrupts(self, *, in_paragraph: bool) -> bool:
         """Does this line end an open paragraph? `in_paragraph`: the line is within the
         list item that holds the paragraph (else it can only close it)."""
-        if ((self.quote or self.comment or self.line_block) and not self.items) or (self.underline and in_paragraph):
+        # A lone tag cannot end a paragraph, but a lazy line is in no container: it opens a block there.
+        html = self.html is not None and (self.html.interrupts or not in_paragraph)
+        if ((self.quote or self.comment or self.line_block or html) and not self.items) or (self.underline and in_paragraph):
             return True
         # Only the first item's own text counts: "- -" holds an empty item, but is not one.
         first_empty = self.empty_item and len(self.items) == 1
@@ -162,6 +205,9 @@ def _block_start(line: str, base: int) -> _BlockStart:
         return _BlockStart(quoted=_quoted(line, position, indent))
     if line.startswith(_COMMENT, position):
         return _BlockStart(comment=True)
+    html = _html_block(line, position)
+    if html is not None:
+        return _BlockStart(html=html)
     underline = _UNDERLINE.fullmatch(line, position) is not None
     is_rule = _thematic_breaks(line)
     column = indent
@@ -191,6 +237,9 @@ def _block_start(line: str, base: int) -> _BlockStart:
             return _BlockStart(quoted=_quoted(line, position, column), items=tuple(items), number=number)
         if line.startswith(_COMMENT, position):
             return _BlockStart(comment=True, items=tuple(items), number=number)
+        html = _html_block(line, position)
+        if html is not None:
+            return _BlockStart(html=html, items=tuple(items), number=number)
     fence = _FENCE.fullmatch(line, position)
     if fence is not None and fence.group("fence")[0] == "`" and "`" in fence.group("info"):
         fence = None  # "```a`" is inline code, not a fence
@@ -237,8 +286,20 @@ def _comment_closes_at_once(line: str) -> bool:
     return "-->" in line[line.index(_COMMENT) + 2 :]
 
 
-def _code_ends(line: str, opener: str, content_column: int) -> str | None:
-    """`_fence_ends` or `_comment_ends`, for the block `opener` (a fence, or `_COMMENT`) opened."""
+def _html_ends(line: str, block: _HtmlBlock, content_column: int) -> str | None:
+    """Like `_fence_ends`, for an open HTML block."""
+    if _is_blank(line):
+        return "closes" if block.end is None else None
+    if _indent_width(line) < content_column:
+        return "leaves"
+    return "closes" if block.end is not None and block.end.search(line) else None
+
+
+def _code_ends(line: str, opener: str | _HtmlBlock, content_column: int) -> str | None:
+    """`_fence_ends`, `_comment_ends` or `_html_ends`, for the block `opener` (a fence,
+    `_COMMENT` or an HTML block) opened."""
+    if isinstance(opener, _HtmlBlock):
+        return _html_ends(line, opener, content_column)
     if opener == _COMMENT:
         return _comment_ends(line, content_column)
     return _fence_ends(line, opener, content_column)
@@ -315,8 +376,8 @@ class _Quote(_Blocks):
     def __init__(self, quote_depth: int) -> None:
         super().__init__(quote_depth)
         self._paragraph_open = self._empty_item_open = False
-        # An open fence or HTML comment block (`_COMMENT`), and its item's content column.
-        self._code: tuple[str, int] | None = None
+        # An open fence, HTML comment block (`_COMMENT`) or other HTML block, and its item's content column.
+        self._code: tuple[str | _HtmlBlock, int] | None = None
 
     def ends_in_paragraph(self) -> bool:
         quote = self
@@ -355,6 +416,11 @@ class _Quote(_Blocks):
             self._items.extend(start.items)
             if not _comment_closes_at_once(line):
                 self._code = (_COMMENT, self._base(len(self._items)))
+        elif start.html is not None:
+            self._items.extend(start.items)
+            block_start = len(line) - len(line.lstrip(" \t"))  # where its end may already be
+            if start.html.end is None or not start.html.end.search(line, block_start + 1):
+                self._code = (start.html, self._base(len(self._items)))
         elif start.quote and self._quote_depth < _MAX_QUOTE_DEPTH:
             self._open_quote(start)
         elif start.line_block or start.empty_item or start.code_item:
