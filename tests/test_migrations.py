@@ -52,6 +52,18 @@ async def test_sqlite_runs_in_wal_mode(tmp_path):
     assert mode == "wal"
 
 
+async def test_an_in_memory_sqlite_database_starts_at_once():
+    """`DATABASE_URL=sqlite+aiosqlite://`, to try the App out: memory has no journal file to
+    turn to WAL, and nothing else can hold it, so there is nothing to wait for."""
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        await migrate(engine)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(lambda sync: inspect(sync).has_table("deliveries"))
+    finally:
+        await engine.dispose()
+
+
 def test_app_py_migrate_creates_the_schema(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     result = subprocess.run(

@@ -149,7 +149,8 @@ def _use_wal(cursor: Any) -> None:
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            if str(cursor.fetchone()[0]).lower() == "wal":
+            # An in-memory database has no journal file: it stays "memory", and nobody else holds it.
+            if str(cursor.fetchone()[0]).lower() in ("wal", "memory"):
                 return
             locked: Exception | None = None
         except Exception as error:  # the driver's OperationalError, adapted
