@@ -1,6 +1,7 @@
-"""Quoted HTML and the lines under it, against GitHub's own renderer (cmark-gfm): a quote
-whose last block is HTML ("> </details>") takes no lazy line, so a command right under it
-is shown, and counts; a lone tag under quoted text ("> <img ...>") is more of its paragraph."""
+"""Quoted HTML and tables and the lines under them, against GitHub's own renderer
+(cmark-gfm): a quote whose last block is HTML ("> </details>") or a table takes no lazy
+line, so a command right under it is shown, and counts; a lone tag under quoted text
+("> <img ...>") is more of its paragraph."""
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -22,6 +23,7 @@ HTML = [
     "<script>", "<?php", "?>", "<!DOCTYPE html>", "<![CDATA[", "]]>", '<img src="x.png" alt="screenshot">',
     "<a href='x'>", "</a>", "<br/>", "<span> text", "<divx>", "<!x",
 ]
+TABLES = ["a|b", "| a | b |", "-|-", "|---|:-:|", ":-", "|-", "a|", "a \\| b", "`a|b`", "a|b|c", "x"]
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,11 @@ HTML = [
         ('> looks good\n> <img src="x.png">\n/approve', []),
         ("> <span> text\n/approve", []),
         ("> <div>\n>\n> text\n/approve", []),
+        # A quoted table (a benchmark, a checklist) ends the quote where it ends.
+        ("> | run | ms |\n> |-----|---:|\n> | old | 87 |\n/approve", ["approve"]),
+        ("> I measured:\n> run | ms\n> --- | ---\n/approve", ["approve"]),
+        ("> a | b\n> - | -\n/approve", []),  # a list item, not a delimiter row
+        ("> a | b\n> :- | -: | -\n> x\n/approve", []),  # three cells under two: text
     ],
 )
 def test_a_command_under_quoted_html_counts_as_github_shows_it(body, counted):
@@ -46,11 +53,17 @@ def test_a_command_under_quoted_html_counts_as_github_shows_it(body, counted):
     assert [word for word, _line in shown_commands(numbered)] == counted
 
 
-# HTML only behind a `>`: what GitHub shows of HTML outside quotes is left to its sanitizer.
+# HTML and table rows only behind a `>`: what GitHub shows of HTML outside quotes is left to
+# its sanitizer, and a table outside quotes is read as text.
 quoted_html = st.tuples(
     st.lists(st.sampled_from(PREFIXES), max_size=2).map(lambda prefixes: [*prefixes, "> "]), st.sampled_from(HTML)
 )
-line_parts = st.one_of(st.tuples(st.lists(st.sampled_from(PREFIXES), max_size=3), st.sampled_from(CONTENTS)), quoted_html)
+table_rows = st.tuples(
+    st.lists(st.sampled_from(PREFIXES), max_size=2).map(lambda prefixes: [*prefixes, "> "]), st.sampled_from(TABLES)
+)
+line_parts = st.one_of(
+    st.tuples(st.lists(st.sampled_from(PREFIXES), max_size=3), st.sampled_from(CONTENTS)), quoted_html, table_rows
+)
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -61,6 +74,9 @@ line_parts = st.one_of(st.tuples(st.lists(st.sampled_from(PREFIXES), max_size=3)
 @example([line("> ", "<pre>"), line("> ", "</pre>"), line("", "CMD")])
 @example([line("> ", "<div>"), line(">", ""), line("> ", "text"), line("", "CMD")])
 @example([line("> - ", "<div>"), line(">   ", "text"), line("", "CMD")])
-def test_quoted_html_hides_a_command_exactly_when_github_does(parts):
+@example([line("> ", "a|b"), line("> ", "-|-"), line("", "CMD")])
+@example([line("> ", "a|b"), line("> ", "-|-"), line("> ", "x"), line("", "CMD")])
+@example([line("> ", "a|b|c"), line("> ", "-|-"), line("> ", ":-"), line("", "CMD")])
+def test_quoted_html_or_tables_hide_a_command_exactly_when_github_does(parts):
     body = put_together(parts)
     assert counted_commands(body) == shown_commands(body), body

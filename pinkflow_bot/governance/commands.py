@@ -97,6 +97,9 @@ _ATTRIBUTE = r"""(?:[ \t]+[A-Za-z_:][A-Za-z0-9_.:-]*(?:[ \t]*=[ \t]*(?:[^ \t"'=<
 # A tag alone on its line (any name): an HTML block too, but one that cannot end a paragraph.
 _LONE_TAG = re.compile(rf"<(?:[A-Za-z][A-Za-z0-9-]*{_ATTRIBUTE}*[ \t]*/?|/[A-Za-z][A-Za-z0-9-]*[ \t]*)>[ \t]*")
 _FENCE_CLOSE = re.compile(r"(?P<fence>`{3,}|~{3,})[ \t]*")
+# A table's delimiter row ("|---|:-:|"): under a paragraph line with as many cells, a table.
+_TABLE_DELIMITER = re.compile(r"[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
+_CELL_BORDER = re.compile(r"(?<!\\)\|")
 _INLINE = re.compile(r"`+|<!--")
 _BACKTICKS = re.compile(r"`+")
 _COMMAND = re.compile(r"^ {0,3}/(?P<word>[A-Za-z]+)(?=\s|$)")
@@ -248,6 +251,16 @@ def _block_start(line: str, base: int) -> _BlockStart:
     )
 
 
+def _table_cells(row: str) -> int:
+    """How many cells a table row has: its unescaped `|` part them, one at either end aside."""
+    row = row.strip(" \t")
+    row = row[1:] if row.startswith("|") else row
+    if not row:
+        return 0  # "|" alone: no cell
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return len(_CELL_BORDER.findall(row)) + 1
+
+
 def _quoted(line: str, marker: int, column: int) -> str:
     """The text after the quote marker `>` at index `marker` (column `column`), one column
     of space after it taken as part of the marker. Tabs become the spaces they stand for
@@ -361,6 +374,7 @@ class _Blocks:
             return True
         # A lazy line: no container holds it, so any block start ends the quote ("2." too).
         if self._quote.ends_in_paragraph() and not start.interrupts(in_paragraph=False):
+            self._quote.innermost()._paragraph_line = line  # a table's header row, maybe
             return True
         self._quote = None
         return False
@@ -375,15 +389,20 @@ class _Quote(_Blocks):
 
     def __init__(self, quote_depth: int) -> None:
         super().__init__(quote_depth)
-        self._paragraph_open = self._empty_item_open = False
+        self._paragraph_open = self._empty_item_open = self._table_open = False
+        self._paragraph_line = ""  # the open paragraph's last line: a table's header row, if one follows
+        self._no_table = False  # a delimiter row under the open paragraph did not fit: no table in it
         # An open fence, HTML comment block (`_COMMENT`) or other HTML block, and its item's content column.
         self._code: tuple[str | _HtmlBlock, int] | None = None
 
-    def ends_in_paragraph(self) -> bool:
+    def innermost(self) -> _Quote:
         quote = self
         while quote._quote is not None:
             quote = quote._quote
-        return quote._paragraph_open
+        return quote
+
+    def ends_in_paragraph(self) -> bool:
+        return self.innermost()._paragraph_open
 
     def read(self, line: str) -> None:
         if self._code is not None:
@@ -396,13 +415,20 @@ class _Quote(_Blocks):
         if _is_blank(line):
             if self._empty_item_open:
                 self._items.pop()  # an item that starts empty ends at a blank line
-            self._empty_item_open = self._paragraph_open = False
+            self._empty_item_open = self._paragraph_open = self._table_open = False
             self._quote = None
             return
         self._empty_item_open = False
         if self._quote is not None and self._goes_on_in_quote(line):
             return
+        if self._table_open and self._continues_table(line):
+            return
+        self._table_open = False
         if self._paragraph_open and self._continues_paragraph(line):
+            if self._delimits_table(line):
+                # GitHub's tables: the paragraph's last line was the header; a table takes no lazy line.
+                self._paragraph_open, self._table_open = False, True
+            self._paragraph_line = line
             return
         if self._paragraph_open and self._underlines_paragraph(line):
             self._paragraph_open = False
@@ -432,7 +458,23 @@ class _Quote(_Blocks):
         elif start.items or _indent_width(line) - base < 4:  # else indented code
             self._items.extend(start.items)  # a paragraph (or a quote too deep to follow)
             self._paragraph_column = self._base(len(self._items))
-            self._paragraph_open = True
+            self._paragraph_open, self._paragraph_line, self._no_table = True, line, False
+
+    def _delimits_table(self, line: str) -> bool:
+        """Is `line`, which goes on in the open paragraph, a table's delimiter row under its last line?"""
+        indent = _indent_width(line) - self._paragraph_column
+        if self._no_table or not 0 <= indent < 4 or not _TABLE_DELIMITER.fullmatch(line):
+            return False
+        if _table_cells(line) == _table_cells(self._paragraph_line):
+            return True
+        self._no_table = True  # as GitHub reads it: a paragraph tried as a table once stays one
+        return False
+
+    def _continues_table(self, line: str) -> bool:
+        """Is `line` a row of the open table: in its container, starting no block of its own?"""
+        if not 0 <= _indent_width(line) - self._paragraph_column < 4 or not line.strip(" \t|"):
+            return False  # outside its container, indented code, or no cell at all
+        return not _block_start(line, self._base(self._within(line))).interrupts(in_paragraph=False)
 
 
 class _Scanner(_Blocks):
