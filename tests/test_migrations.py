@@ -3,6 +3,7 @@ a release rolls back with its data on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -62,6 +63,20 @@ async def test_an_in_memory_sqlite_database_starts_at_once():
             assert await connection.run_sync(lambda sync: inspect(sync).has_table("deliveries"))
     finally:
         await engine.dispose()
+
+
+async def test_a_file_system_that_cannot_hold_wal_runs_in_its_journal_mode_with_a_warning(tmp_path, caplog):
+    """SQLite keeps the old journal mode where WAL's shared memory cannot be had (here: a
+    file opened without locks, as on some network file systems): the App runs, and says so."""
+    engine = create_engine(f"sqlite+aiosqlite:///file:{tmp_path / 'nolock.db'}?nolock=1&uri=true")
+    try:
+        await asyncio.wait_for(migrate(engine), timeout=20)
+        async with engine.connect() as connection:
+            assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "delete"
+            assert await connection.run_sync(lambda sync: inspect(sync).has_table("deliveries"))
+    finally:
+        await engine.dispose()
+    assert "SQLite kept journal mode 'delete' instead of WAL" in caplog.text
 
 
 def test_app_py_migrate_creates_the_schema(tmp_path):

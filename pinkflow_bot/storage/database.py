@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from .sqlite_driver import one_trip_dbapi
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -144,22 +147,31 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def _use_wal(cursor: Any) -> None:
     """Turns the file to WAL, waiting for processes that start on a new file at the same
     time: while one of them writes in the old journal mode, SQLite answers "database is
-    locked" at once instead of waiting, or leaves the mode unchanged."""
+    locked" at once instead of waiting. Where the file system cannot hold WAL's shared
+    memory, SQLite keeps the old mode: the App runs on it, readers waiting for writers."""
     deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            # An in-memory database has no journal file: it stays "memory", and nobody else holds it.
-            if str(cursor.fetchone()[0]).lower() in ("wal", "memory"):
-                return
-            locked: Exception | None = None
+            mode = str(cursor.fetchone()[0]).lower()
         except Exception as error:  # the driver's OperationalError, adapted
-            if "locked" not in str(error):
+            if "locked" not in str(error) or asyncio.get_running_loop().time() > deadline:
                 raise
-            locked = error
-        if asyncio.get_running_loop().time() > deadline:
-            raise locked or RuntimeError("the database file could not be turned to WAL mode")
-        await_(asyncio.sleep(0.01))  # connecting runs in SQLAlchemy's greenlet: the loop goes on
+            await_(asyncio.sleep(0.01))  # connecting runs in SQLAlchemy's greenlet: the loop goes on
+            continue
+        # An in-memory database has no journal file: it stays "memory", and nobody else holds it.
+        if mode not in ("wal", "memory"):
+            _warn_once(f"SQLite kept journal mode {mode!r} instead of WAL (the file system may not support it): readers wait for writers")
+        return
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
