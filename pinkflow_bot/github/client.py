@@ -146,54 +146,48 @@ class GitHubApp:
         )
         self._roster_reads: dict[tuple[int, str], asyncio.Future[Roster]] = {}
         self._clock = clock
-        self._reachability: tuple[float, str] | None = None  # (when it was asked, the answer)
-        self._reachability_lock = asyncio.Lock()
+        self._app_answer: tuple[float, dict | Exception] | None = None  # (when GET /app was asked, what came back)
+        self._app_lock = asyncio.Lock()
         self._app_page: str | None = None
-        self._app_page_missed_at: float | None = None
-        self._app_page_lock = asyncio.Lock()
+
+    async def _asked_app(self) -> dict | Exception:
+        """GitHub's answer to `GET /app` for these credentials, or why there is none; asked at
+        most every REACHABILITY_TTL seconds, never longer than REACHABILITY_TIMEOUT. The health
+        check and the setup page share it: both are public, so neither may ask more often."""
+        async with self._app_lock:
+            if self._app_answer is not None and self._clock() - self._app_answer[0] < REACHABILITY_TTL:
+                return self._app_answer[1]
+            answer: dict | Exception
+            try:
+                answer = await asyncio.wait_for(self.app_client().getitem("/app"), timeout=REACHABILITY_TIMEOUT)
+            except Exception as error:  # kept and worded by the callers, whatever went wrong
+                answer = error
+            self._app_answer = (self._clock(), answer)
+            return answer
 
     async def reachability(self) -> str:
-        """"ok" when GitHub answers `GET /app` for these credentials, else why not; asked at
-        most every REACHABILITY_TTL seconds, and never longer than REACHABILITY_TIMEOUT."""
-        async with self._reachability_lock:
-            if self._reachability is not None and self._clock() - self._reachability[0] < REACHABILITY_TTL:
-                return self._reachability[1]
-            try:
-                await asyncio.wait_for(self.app_client().getitem("/app"), timeout=REACHABILITY_TIMEOUT)
-                answer = "ok"
-            except asyncio.TimeoutError:
-                answer = f"unreachable: no answer within {REACHABILITY_TIMEOUT:g} s"
-            except gidgethub.BadRequest as error:  # 4xx: reached, but the App is not accepted
-                status = getattr(error, "status_code", None)
-                answer = f"refused: GitHub answered {int(status) if status else 'an error'}; check APP_ID and the private key"
-            except jwt.PyJWTError:
-                answer = "refused: the App's private key cannot sign a token; check PRIVATE_KEY"
-            except Exception as error:  # health must answer whatever went wrong here
-                answer = f"unreachable: {type(error).__name__}"
-            self._reachability = (self._clock(), answer)
-            return answer
+        """"ok" when GitHub answers `GET /app` for these credentials, else why not."""
+        answer = await self._asked_app()
+        if not isinstance(answer, Exception):
+            return "ok"
+        if isinstance(answer, asyncio.TimeoutError):
+            return f"unreachable: no answer within {REACHABILITY_TIMEOUT:g} s"
+        if isinstance(answer, gidgethub.BadRequest):  # 4xx: reached, but the App is not accepted
+            status = getattr(answer, "status_code", None)
+            return f"refused: GitHub answered {int(status) if status else 'an error'}; check APP_ID and the private key"
+        if isinstance(answer, jwt.PyJWTError):
+            return "refused: the App's private key cannot sign a token; check PRIVATE_KEY"
+        return f"unreachable: {type(answer).__name__}"
 
     async def app_page(self) -> str | None:
         """The App's page on GitHub, `html_url` of `GET /app` (`https://github.com/apps/SLUG`;
-        GitHub Enterprise Server has its own), kept once known. None while GitHub does not
-        say; then asked again at most every REACHABILITY_TTL seconds, never longer than
-        REACHABILITY_TIMEOUT, as the pages that show it are public."""
-        async with self._app_page_lock:
-            if self._app_page is not None:
-                return self._app_page
-            if self._app_page_missed_at is not None and self._clock() - self._app_page_missed_at < REACHABILITY_TTL:
-                return None
-            try:
-                answer = await asyncio.wait_for(self.app_client().getitem("/app"), timeout=REACHABILITY_TIMEOUT)
-            except Exception as error:  # a page shows where else to look, whatever went wrong here
-                log.warning("GitHub did not say where the App's page is: %s", type(error).__name__)
-                answer = None
+        GitHub Enterprise Server has its own), kept once known; None while GitHub does not say."""
+        if self._app_page is None:
+            answer = await self._asked_app()
             url = answer.get("html_url") if isinstance(answer, dict) else None
             if isinstance(url, str) and url.startswith(("https://", "http://")):
                 self._app_page = url.rstrip("/")
-            else:
-                self._app_page_missed_at = self._clock()
-            return self._app_page
+        return self._app_page
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)
