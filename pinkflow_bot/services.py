@@ -1122,6 +1122,11 @@ class GovernanceService:
                         session.add(request)
                 except IntegrityError:
                     return  # another replica stored it
+            elif request.answered_at is not None:
+                # Answered before, and asking again: its job was re-run, which keeps the run's
+                # id, and waits anew. (A redelivery of the same event never gets here.)
+                request.head_sha, request.requested_at = head_sha, now
+                request.answer, request.answered_at = None, None
             proposal = await queries.proposal_for_commit(session, repo_full_name=repo_full_name, head_sha=head_sha)
             if proposal is None:
                 return  # the proposal that opens for this commit will answer it

@@ -167,7 +167,8 @@ async def test_protection_rule_a_run_that_asks_after_the_pass_is_approved_at_onc
 @pytest.mark.parametrize(("votes", "outcome"), [(PASS[:1], "expired"), ((("/reject", "ann"), ("/reject", "max"), ("/approve", "dan")), "rejected")])
 async def test_protection_rule_a_vote_that_does_not_pass_answers_rejected(app, world, vote, clock, protection_rule, votes, outcome):
     await open_proposal(app)
-    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9003), *(vote(b, w) for b, w in votes))
+    waiting = payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9003)
+    await app.deliver(waiting, *(vote(b, w) for b, w in votes))
     clock.advance(hours=25)
     await app.runtime.service.close_due_proposals()
     await app.drain()
@@ -176,8 +177,19 @@ async def test_protection_rule_a_vote_that_does_not_pass_answers_rejected(app, w
     assert (await status(app))["status"] == outcome
     # Answered once: the sweeper running again, or the request delivered again, adds nothing.
     await app.runtime.service.close_due_proposals()
-    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9003))
+    await app.deliver(waiting)
     assert len(world.protection_reviews) == 1
+
+
+async def test_protection_rule_a_rerun_job_is_answered_again(app, world, vote, protection_rule):
+    """A re-run job keeps its workflow run's id and waits on the rule anew: it is answered
+    again, not left waiting until GitHub gives up on it."""
+    await passed(app, vote)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9005))
+    assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9005, "approved")]
+    # The deploy failed for another reason; "Re-run jobs" asks again for the same run.
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9005))
+    assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9005, "approved"), (9005, "approved")]
 
 
 async def test_protection_rule_a_hold_keeps_the_run_waiting(app, world, vote, protection_rule):
