@@ -1457,10 +1457,15 @@ def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:
 
 def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:
     """When time alone next changes what the open proposal shows or allows: the end of its
-    minimum voting time (if still ahead), else the end of its voting period."""
-    if proposal.state not in queries.OPEN_STATES or proposal.decided_at is not None or proposal.config_problems:
-        return None  # decided, or waiting for its rules file to be fixed
+    minimum voting time (if still ahead), else the end of its voting period; for a proposal
+    that closed as passed, the end of a minimum voting time still ahead."""
+    if proposal.state not in queries.OPEN_STATES or proposal.config_problems:
+        return None  # over, or waiting for its rules file to be fixed
     minimum_ends = proposal.opened_at + proposal_rules(proposal).min_voting_time
+    if proposal.decided_at is not None:
+        # Closed as passed before a minimum voting time longer than its period had ended:
+        # it becomes promotable then (on its own, with `promote.auto`).
+        return minimum_ends if proposal.state == "passed" and now < minimum_ends else None
     return minimum_ends if now < minimum_ends < proposal.closes_at else proposal.closes_at
 
 

@@ -264,6 +264,29 @@ async def test_auto_promotion_waits_out_min_voting_time_then_goes_ahead_on_its_o
     assert (await status(app))["status"] == "promoted"
 
 
+@pytest.mark.parametrize("auto", [True, False])
+async def test_a_min_voting_time_longer_than_the_period_is_waited_out_after_the_vote_closes(app, world, vote, clock, auto):
+    set_rules(world, f"voting_period: 1h\nmin_voting_time: 2h\nmin_votes: 1\npromote:\n  auto: {str(auto).lower()}\n")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"))
+    clock.advance(hours=1)
+    assert await app.runtime.service.close_due_proposals() == 1  # closes as passed, not promotable yet
+    await app.drain()
+    assert world.check_run_actions[check_run(world)["id"]] == []
+    assert "Promotion waits: the vote must stay open for at least 2h (1h left)" in status_comment(world)
+
+    clock.advance(hours=1)
+    assert await app.runtime.service.close_due_proposals() == 1
+    await app.drain()
+    if auto:
+        assert len(world.calls_for("repos/create-deployment")) == 1
+        assert (await status(app))["status"] == "promoted"
+    else:
+        assert [action["identifier"] for action in world.check_run_actions[check_run(world)["id"]]] == ["promote"]
+        assert "It can be promoted to production with the Promote button" in status_comment(world)
+    assert await app.runtime.service.close_due_proposals() == 0
+
+
 async def test_a_passed_vote_closes_at_the_end_of_its_period(app, world, vote, clock):
     set_rules(world, "voting_period: 2h\nmin_votes: 1\n")
     await open_proposal(app)
