@@ -452,6 +452,7 @@ class EffectRunner:
         async with self._sessions() as session:
             request = await session.get(ProtectionRuleRequest, effect.payload["request_id"])
             proposal = await session.get(Proposal, effect.proposal_id) if effect.proposal_id else None
+            promotion = await queries.promotion(session, proposal_id=proposal.id) if proposal is not None else None
         if request is None or request.answered_at is not None or request.answer is None:
             return
         approved = request.answer == "approved"
@@ -460,8 +461,12 @@ class EffectRunner:
         else:
             current = await self._tally_of(proposal)
             verdict = "passed" if approved else f"was not passed ({proposal.state})"
+            if approved and promotion is not None and promotion.forced:
+                # An admin's /promote --force overrode the vote: the review must not say it passed.
+                verdict = f"was overridden: {promotion.requested_by} forced the promotion"
+            votes = "1 vote" if current.total == 1 else f"{current.total} votes"
             comment = (
-                f"The Pinkflow vote on pull request #{proposal.pr_number} {verdict}: {current.total} votes, "
+                f"The Pinkflow vote on pull request #{proposal.pr_number} {verdict}: {votes}, "
                 f"{current.approval_rate:g}% weighted approval. {self._details_url(proposal)}"
             )
         gh = await self._client(effect)

@@ -192,6 +192,17 @@ async def test_protection_rule_a_rerun_job_is_answered_again(app, world, vote, p
     assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9005, "approved"), (9005, "approved")]
 
 
+async def test_protection_rule_a_forced_promotion_does_not_tell_the_run_the_vote_passed(app, world, vote, protection_rule):
+    set_rules(world, "promote:\n  provider: protection_rule\n  allow_force: true\n")
+    await open_proposal(app)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9006), vote("/reject", "max"))
+    await app.deliver(vote("/promote --force hotfix", "ann"))
+    [review] = world.protection_reviews
+    assert review["state"] == "approved"
+    assert "passed" not in review["comment"]
+    assert "was overridden: ann forced the promotion: 1 vote, 0% weighted approval" in review["comment"]
+
+
 async def test_protection_rule_a_hold_keeps_the_run_waiting(app, world, vote, protection_rule):
     await open_proposal(app)
     await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9004), vote("/hold", "dan"))
