@@ -525,6 +525,9 @@ class EffectRunner:
         async with self._sessions() as session:
             current = await queries.current_proposal(session, repo_full_name=repo_full_name, pr_number=number)
         weighed_teams = proposal_rules(current).team_weights if current is not None else {}
+        if current is not None and current.config_problems and lookup.usable:
+            # The file is fixed and taken up below, before these votes are counted: under its rules.
+            weighed_teams = lookup.rules.team_weights
         comments = []
         async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{number}/comments?per_page=100"):
             commands = tuple(c for c in parse_commands(comment.get("body")) if c.kind in VOTE_CHOICES)

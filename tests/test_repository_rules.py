@@ -184,6 +184,19 @@ async def test_status_takes_up_a_file_fixed_without_a_push_being_seen(app, world
     assert (await status(app))["votes"]["isApproved"] is True
 
 
+async def test_votes_counted_once_status_takes_up_the_fixed_file_carry_its_team_weights(app, world, vote):
+    set_rules(world, BROKEN)
+    world.add_team_member("octo-org", "release", "dan")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"), vote("/approve", "max"))
+    set_rules(world, 'min_votes: 2\nvoters:\n  teams: {"octo-org/release": 4}\n')
+    await app.deliver(vote("/status", "rita"))
+    votes = (await status(app))["votes"]
+    # dan: write 1, but the fixed file's release team weighs 4; max: maintain 2.
+    assert (votes["total"], votes["approveWeight"]) == (2, 4 + 2)
+    assert "| @dan | ✅ approve | 4 |" in status_comment(world)
+
+
 async def test_a_file_broken_past_the_voting_period_keeps_the_vote_open_until_it_is_fixed(app, world, vote, clock):
     set_rules(world, BROKEN)
     await open_proposal(app)
