@@ -480,9 +480,14 @@ class EffectRunner:
                 comment=comment,
             )
         except PromotionRefused as refused:
-            # The run is no longer waiting (an earlier answer whose reply was lost, or it was
-            # cancelled): there is nothing left to answer.
+            # Mostly the run is no longer waiting (an earlier answer whose reply was lost, or it
+            # was cancelled): there is nothing left to answer. GitHub's words go in the audit
+            # trail, for whoever looks for why a job still waits.
             log.info("the protection rule was not answered", extra={"run_id": request.run_id, "error": str(refused)})
+            await self._service.protection_request_answered(
+                request_id=request.id, proposal_id=effect.proposal_id, refused=str(refused)
+            )
+            return
         await self._service.protection_request_answered(request_id=request.id)
 
     async def _tally_of(self, proposal: Proposal):

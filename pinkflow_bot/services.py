@@ -1163,11 +1163,24 @@ class GovernanceService:
                 payload={"request_id": request.id},
             )
 
-    async def protection_request_answered(self, *, request_id: int) -> None:
+    async def protection_request_answered(
+        self, *, request_id: int, proposal_id: int | None = None, refused: str | None = None
+    ) -> None:
+        """The answer left; `refused`: GitHub's words when it did not take it, kept in the
+        proposal's audit trail, which otherwise says only what was decided."""
+        now = self._clock()
         async with self._transaction(None) as session:
             request = await session.get(ProtectionRuleRequest, request_id)
-            if request is not None and request.answered_at is None:
-                request.answered_at = self._clock()
+            if request is None or request.answered_at is not None:
+                return
+            request.answered_at = now
+            proposal = await session.get(Proposal, proposal_id) if refused is not None and proposal_id is not None else None
+            if proposal is not None:
+                detail = f"workflow run {request.run_id} to {request.environment}: {refused}"
+                session.add(
+                    AuditEvent(proposal_id=proposal.id, actor="pinkflow", action="deployment review refused", detail=detail, at=now)
+                )
+                await self._enqueue_sync(session, proposal, now=now)
 
     # -- preview health ------------------------------------------------------------------------
 

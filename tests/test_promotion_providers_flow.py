@@ -203,6 +203,22 @@ async def test_protection_rule_a_forced_promotion_does_not_tell_the_run_the_vote
     assert "was overridden: ann forced the promotion: 1 vote, 0% weighted approval" in review["comment"]
 
 
+async def test_protection_rule_a_review_github_refuses_is_in_the_audit_trail(app, world, vote, protection_rule):
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9007))
+    await open_proposal(app)
+    world.fail(REVIEW, status=422, body={"message": "No pending custom deployment protection rule for this run"})
+    await app.deliver(*(vote(body, who) for body, who in PASS))
+    assert world.protection_reviews == []
+    [refused] = await audit(app, "deployment review refused")
+    assert refused.detail.startswith("workflow run 9007 to production: GitHub refused to approve")
+    assert "(422): No pending custom deployment protection rule for this run" in refused.detail
+    assert "deployment review refused" in check_run(world)["output"]["text"]
+    # Answered all the same: nothing is sent again for that run.
+    await app.runtime.service.close_due_proposals()
+    await app.drain()
+    assert len(world.calls_for(REVIEW)) == 1
+
+
 async def test_protection_rule_a_hold_keeps_the_run_waiting(app, world, vote, protection_rule):
     await open_proposal(app)
     await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9004), vote("/hold", "dan"))
