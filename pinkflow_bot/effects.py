@@ -351,9 +351,16 @@ class EffectRunner:
         return True
 
     async def _find_comment(self, gh, proposal: Proposal, *, marker: str) -> int | None:
+        """The App's own comment that carries `marker`. Another App's comment may carry it too
+        (a workflow repeating the pull request's description, a second Pinkflow App): that one
+        is never taken over. Only while GitHub does not say who the App is does any bot's count."""
         owner, repo = proposal.repo_full_name.split("/", 1)
         async for comment in gh.getiter(f"/repos/{owner}/{repo}/issues/{proposal.pr_number}/comments?per_page=100"):
-            if marker in (comment.get("body") or "") and (comment.get("user") or {}).get("type") == "Bot":
+            user = comment.get("user") or {}
+            if marker not in (comment.get("body") or "") or user.get("type") != "Bot":
+                continue
+            own = await self._github.bot_login()
+            if own is None or str(user.get("login", "")).lower() == own.lower():
                 return comment["id"]
         return None
 

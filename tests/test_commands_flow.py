@@ -319,6 +319,30 @@ async def test_a_status_comment_deleted_without_a_webhook_is_posted_again_once(a
     assert "| @dan" in comment["body"] and "| @max" in comment["body"]
 
 
+async def test_another_apps_comment_that_repeats_the_marker_is_not_taken_for_the_status_comment(app, world, vote):
+    """Another App's comment that carries the marker (a workflow echoing the pull request's
+    description, or a second Pinkflow App on the repository) is never edited: the App posts
+    and keeps its own status comment, also after it was deleted."""
+    body = MARKER + "\nThe description of this pull request, as a workflow repeats it."
+    echoed = world.add_comment(REPO, PR, author="github-actions[bot]", body=body)
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"))
+    [ours] = [c for c in status_comments(world) if c["user"]["login"] == world.bot_login]
+    assert "| @ann" in ours["body"]
+    world.delete_comment(ours["id"])
+    await app.deliver(
+        payloads.comment_deleted(
+            repo=REPO, number=PR, author=world.bot_login, author_type="Bot", comment_id=ours["id"],
+            body=ours["body"], deleted_by="max",
+        )
+    )
+    await app.deliver(vote("/reject the footer overlaps", "max"))
+    [ours] = [c for c in status_comments(world) if c["user"]["login"] == world.bot_login]
+    assert "| @ann" in ours["body"] and "| @max" in ours["body"]
+    assert world.comments[echoed["id"]]["body"] == body
+    assert all(call.path.rsplit("/", 1)[-1] != str(echoed["id"]) for call in world.calls_for("issues/update-comment"))
+
+
 # --- Closed proposals and the rate limit -----------------------------------------------------
 
 

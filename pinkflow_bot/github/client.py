@@ -149,6 +149,7 @@ class GitHubApp:
         self._app_answer: tuple[float, dict | Exception] | None = None  # (when GET /app was asked, what came back)
         self._app_lock = asyncio.Lock()
         self._app_page: str | None = None
+        self._bot_login: str | None = None
 
     async def _asked_app(self) -> dict | Exception:
         """GitHub's answer to `GET /app` for these credentials, or why there is none; asked at
@@ -188,6 +189,16 @@ class GitHubApp:
             if isinstance(url, str) and url.startswith(("https://", "http://")):
                 self._app_page = url.rstrip("/")
         return self._app_page
+
+    async def bot_login(self) -> str | None:
+        """The login the App comments as (`SLUG[bot]`, from `GET /app`), kept once known; None
+        while GitHub does not say."""
+        if self._bot_login is None:
+            answer = await self._asked_app()
+            slug = answer.get("slug") if isinstance(answer, dict) else None
+            if isinstance(slug, str) and slug:
+                self._bot_login = f"{slug}[bot]"
+        return self._bot_login
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)
