@@ -1122,9 +1122,10 @@ class GovernanceService:
                         session.add(request)
                 except IntegrityError:
                     return  # another replica stored it
-            elif request.answered_at is not None:
-                # Answered before, and asking again: its job was re-run, which keeps the run's
-                # id, and waits anew. (A redelivery of the same event never gets here.)
+            elif request.answer is not None:
+                # Decided before, and asking again: its job was re-run, which keeps the run's
+                # id, and waits anew; it is decided again below. (A redelivery of the same event
+                # never gets here; an answer still on its way is then sent once, as decided now.)
                 request.head_sha, request.requested_at = head_sha, now
                 request.answer, request.answered_at = None, None
             proposal = await queries.proposal_for_commit(session, repo_full_name=repo_full_name, head_sha=head_sha)

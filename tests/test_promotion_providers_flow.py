@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from pinkflow_bot.effects import MAX_EFFECT_ATTEMPTS
 from tests import payloads
 from tests.fake_vercel import FakeVercel
 from tests.flow import (  # noqa: F401  (fixtures)
@@ -190,6 +191,19 @@ async def test_protection_rule_a_rerun_job_is_answered_again(app, world, vote, p
     # The deploy failed for another reason; "Re-run jobs" asks again for the same run.
     await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9005))
     assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9005, "approved"), (9005, "approved")]
+
+
+async def test_protection_rule_a_rerun_job_is_answered_after_github_never_took_the_first_answer(
+    app, world, vote, clock, protection_rule
+):
+    await passed(app, vote)
+    world.fail(REVIEW, status=503, times=MAX_EFFECT_ATTEMPTS)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9008))
+    for _ in range(MAX_EFFECT_ATTEMPTS):
+        await retry_due(app, clock)
+    assert world.protection_reviews == [] and len(world.calls_for(REVIEW)) == MAX_EFFECT_ATTEMPTS  # given up on
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9008))
+    assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9008, "approved")]
 
 
 async def test_protection_rule_a_forced_promotion_does_not_tell_the_run_the_vote_passed(app, world, vote, protection_rule):
