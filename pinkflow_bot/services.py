@@ -475,6 +475,20 @@ class GovernanceService:
                 changed += await self._refresh_config(session, proposal, lookup, now=now)
             return changed
 
+    async def repositories_waiting_for_owner_rules(self, *, owner: str, installation_id: int | None) -> list[str]:
+        """Repositories of `owner` in the installation with an open proposal that cannot be
+        voted on because the owner's `.github/pinkflow.yml`, which applies to them, is unusable."""
+        async with self.read() as session:
+            proposals = await queries.open_proposals_of_owner(session, owner=owner)
+        return sorted(
+            {
+                proposal.repo_full_name
+                for proposal in proposals
+                if proposal.installation_id == installation_id
+                and any(problem.get("repository") for problem in proposal.config_problems or ())
+            }
+        )
+
     async def _refresh_config(
         self, session: AsyncSession, proposal: Proposal, lookup: RulesLookup, *, now: datetime, recount: bool = True
     ) -> bool:

@@ -66,6 +66,21 @@ async def test_problems_of_the_owners_file_name_the_owners_repository(app, world
     assert "octo-org/.github" in status_comment(world)
 
 
+async def test_a_push_that_fixes_the_owners_file_opens_the_vote_in_the_repositories_using_it(app, world, vote):
+    world.add_repo("octo-org/.github", installation_id=1)
+    set_rules(world, BROKEN, repo="octo-org/.github")
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "dan"))
+    assert check_run(world)["conclusion"] == "failure"
+    set_rules(world, "min_votes: 1\n", repo="octo-org/.github")
+    await app.deliver(payloads.push(repo="octo-org/.github", modified=(CONFIG,)))
+    # The vote commented while the file was broken is read again and counts: the vote passes.
+    assert (await status(app))["votes"]["isApproved"] is True
+    assert (check_run(world)["status"], check_run(world)["conclusion"]) == ("completed", "success")
+    assert "invalid .github/pinkflow.yml" not in status_comment(world)
+    assert [e.action for e in await audit(app, "configuration fixed")] == ["configuration fixed"]
+
+
 async def test_the_repositorys_own_file_wins_over_the_owners(app, world, vote):
     world.add_repo("octo-org/.github", installation_id=1)
     set_rules(world, "min_votes: 1\n", repo="octo-org/.github")

@@ -1,4 +1,5 @@
-"""Pushes: a change of `.github/pinkflow.yml` on the default branch is read again at once."""
+"""Pushes: a change of `.github/pinkflow.yml` on the default branch is read again at once,
+also by the repositories that use the owner's file (in its `.github` repository)."""
 
 from __future__ import annotations
 
@@ -43,5 +44,10 @@ async def pushed(event: sansio.Event, gh, ctx: HandlerContext) -> None:
     log.info("the rules file changed on the default branch", extra={"repository": repo})
     if gh is None:
         return
+    if name.lower() == OWNER_CONFIG_REPOSITORY:
+        # Open proposals elsewhere that wait for this file to be fixed take it up now.
+        for other in await ctx.service.repositories_waiting_for_owner_rules(owner=owner, installation_id=ctx.installation_id):
+            other_lookup = await ctx.service.config.read(gh, repo_full_name=other)
+            await ctx.service.apply_config(None, repo_full_name=other, lookup=other_lookup)
     lookup = await ctx.service.config.read(gh, repo_full_name=repo, default_branch=default_branch)
     await ctx.service.apply_config(ctx.delivery, repo_full_name=repo, lookup=lookup)

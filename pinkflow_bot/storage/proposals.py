@@ -231,6 +231,16 @@ async def open_proposals_of_repo(session: AsyncSession, *, repo_full_name: str) 
     return proposals
 
 
+async def open_proposals_of_owner(session: AsyncSession, *, owner: str) -> list[Proposal]:
+    """Open proposals of every repository of `owner` (a login: letters, digits, hyphens)."""
+    rows = await session.scalars(
+        select(Proposal)
+        .where(func.lower(Proposal.repo_full_name).like(f"{owner.lower()}/%"), Proposal.state.in_(OPEN_STATES))
+        .order_by(Proposal.id)
+    )
+    return list(rows)
+
+
 async def active_holds(session: AsyncSession, *, proposal_id: int) -> list[Hold]:
     rows = await session.scalars(
         select(Hold).where(Hold.proposal_id == proposal_id, Hold.released_at.is_(None)).order_by(Hold.id)
