@@ -214,6 +214,16 @@ async def test_a_failed_preview_is_not_promoted(session, vercel: FakeVercel, pro
     assert vercel.calls_to("create-deployment") == []
 
 
+@pytest.mark.parametrize("target", [None, "production"])
+async def test_a_preview_url_that_now_serves_another_commit_is_not_promoted(session, vercel: FakeVercel, project, target):
+    # A branch alias moved on to a newer push: that build was never voted on.
+    newer = "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    vercel.add_deployment(project, url=PREVIEW_HOST, target=target, meta={"githubCommitSha": newer})
+    with pytest.raises(PromotionRefused, match=f"{PREVIEW_HOST} is of commit e69de29, not 9fceb02, which was voted on"):
+        await provider_for(session, vercel).promote(request_for(), attempt=1)
+    assert vercel.calls_to("create-deployment") == [] and vercel.calls_to("promote") == []
+
+
 async def test_vercel_refusing_the_rebuild_says_why(session, vercel: FakeVercel, project, preview):
     vercel.fail(
         "create-deployment",

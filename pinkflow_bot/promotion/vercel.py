@@ -1,6 +1,7 @@
 """The `vercel` provider: promote the preview's Vercel deployment to production.
 
-The preview is found from its URL (`GET /v13/deployments/{hostname}`). Then:
+The preview is found from its URL (`GET /v13/deployments/{hostname}`); when Vercel says
+which commit it built (`meta.githubCommitSha`), that must be the commit voted on. Then:
 
 - a *staged production build* (a deployment with target `production` that has not
   served production yet) is promoted without a rebuild:
@@ -81,7 +82,7 @@ class VercelProvider:
         if state in _FAILED:
             raise PromotionRefused(f"the preview deployment on Vercel did not succeed ({state.lower()})")
         if preview.get("target") == "production":
-            return await self._promote_staged(preview, attempt=attempt)
+            return await self._promote_staged(preview, request, attempt=attempt)
         return await self._rebuild_for_production(preview, request, attempt=attempt)
 
     async def find_earlier(self, request: PromotionRequest) -> PromotionResult | None:
@@ -103,10 +104,13 @@ class VercelProvider:
             "GET", f"/v13/deployments/{quote(host, safe='')}", what=f"look up the preview deployment {host}"
         )
 
-    async def _promote_staged(self, deployment: dict[str, Any], *, attempt: int) -> PromotionResult:
+    async def _promote_staged(
+        self, deployment: dict[str, Any], request: PromotionRequest, *, attempt: int
+    ) -> PromotionResult:
         result = PromotionResult(url=_https(deployment.get("url")), reference=deployment["id"])
         if attempt > 1 and str(deployment.get("readySubstate") or "").upper() == "PROMOTED":
             return result  # the earlier attempt's promotion went through
+        _refuse_another_commit(deployment, request)
         path = f"/v10/projects/{quote(deployment['projectId'], safe='')}/promote/{quote(deployment['id'], safe='')}"
         await self._call("POST", path, what="promote the staged production deployment")
         return result
@@ -119,6 +123,7 @@ class VercelProvider:
             existing = await self._find_production_deployment(project_id, request)
             if existing is not None:
                 return existing
+        _refuse_another_commit(preview, request)
         body = {
             "deploymentId": preview["id"],
             "name": preview.get("name") or project_id,
@@ -216,6 +221,30 @@ def _hostname(url: str | None) -> str | None:
     except ValueError:
         return None
     return host or None
+
+
+def _refuse_another_commit(deployment: dict[str, Any], request: PromotionRequest) -> None:
+    """The preview URL may name a moving alias (a branch's, say) that serves a newer commit by
+    now: promoting what it serves would ship code nobody voted on."""
+    built = _commit_of(deployment)
+    if built is not None and built.lower() != request.head_sha.lower():
+        raise PromotionRefused(
+            f"the Vercel deployment at {_hostname(request.preview_url)} is of commit {built[:7]}, "
+            f"not {request.head_sha[:7]}, which was voted on; nothing was promoted"
+        )
+
+
+def _commit_of(deployment: dict[str, Any]) -> str | None:
+    """The commit Vercel built the deployment from, as its Git integration records it; None
+    when it does not say (a deployment from the CLI, say)."""
+    meta = deployment.get("meta")
+    if not isinstance(meta, dict):
+        return None
+    for key in ("githubCommitSha", "gitlabCommitSha", "bitbucketCommitSha"):
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _https(host: str | None) -> str | None:
