@@ -45,6 +45,20 @@ async def test_votes_carry_their_reasons(app, world, vote):
     assert (votes["approvals"], votes["rejections"], votes["abstentions"]) == (1, 1, 1)
 
 
+async def test_a_reason_with_a_nul_character_is_counted_and_shown_as_github_shows_it(app, world, vote):
+    """GitHub passes NUL characters on in comment bodies; PostgreSQL's text cannot hold them.
+    The vote and the hold count all the same, their reasons shown with U+FFFD in the NUL's
+    place, as GitHub's own rendering of the comment shows it."""
+    await open_proposal(app)
+    await app.deliver(vote("/approve looks\x00 right", "ann"), vote("/hold wait\x00 for QA", "dan"))
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["approvals"]) == (1, 1)
+    comment = status_comment(world)
+    assert "looks\ufffd right" in comment and "wait\ufffd for QA" in comment
+    assert "\x00" not in comment
+    assert check_run(world)["output"]["title"].startswith("Voting")
+
+
 @pytest.mark.parametrize("withdraw", ["/retract", "/approve cancel", "/reject cancel", "/abstain cancel"])
 async def test_retract_and_the_cancel_forms_withdraw_a_vote(app, world, vote, withdraw):
     await open_proposal(app)

@@ -681,7 +681,8 @@ def strip_non_command_text(body: str) -> str:
 
 
 def _clean_reason(text: str) -> str:
-    reason = " ".join(text.split())
+    # NUL as GitHub shows it (CommonMark's U+FFFD): a database's text cannot hold it.
+    reason = " ".join(text.replace("\x00", "\ufffd").split())
     if len(reason) > MAX_REASON_LENGTH:
         reason = reason[: MAX_REASON_LENGTH - 1].rstrip() + "…"
     return reason

@@ -143,6 +143,7 @@ def test_hidden_text_never_votes(body, expected):
         pytest.param("/approve --force", Command(A, reason="--force"), id="force-only-for-promote"),
         pytest.param("/hold waiting for QA", Command(CommandKind.HOLD, reason="waiting for QA"), id="hold-reason"),
         pytest.param("/status please", Command(CommandKind.STATUS), id="status-ignores-text"),
+        pytest.param("/reject breaks\x00 it", Command(R, reason="breaks\ufffd it"), id="nul-as-github-shows-it"),
     ],
 )
 def test_reasons_and_flags(body, expected):
