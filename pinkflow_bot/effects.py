@@ -16,7 +16,7 @@ import gidgethub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import metrics
-from .github.client import GitHubApp
+from .github.client import GitHubApp, TeamMemberships
 from .governance.commands import parse_commands
 from .governance.permissions import Permission
 from .governance.render import (
@@ -551,12 +551,15 @@ class EffectRunner:
                 gh, repo_full_name=repo_full_name, login=user["login"], installation_id=effect.installation_id
             )
             # Weighed as a vote arriving by webhook is: by role, and by the teams the rules name.
-            teams = () if bot else await self._github.teams_of(gh, login=user["login"], teams=weighed_teams)
+            memberships = TeamMemberships() if bot else await self._github.teams_of(gh, login=user["login"], teams=weighed_teams)
             comments.append(
                 CommentFacts(
                     comment_id=comment["id"],
                     created_at=datetime.fromisoformat(comment["created_at"].replace("Z", "+00:00")),
-                    voter=Voter(login=user["login"], is_bot=bot, permission=permission, teams=teams),
+                    voter=Voter(
+                        login=user["login"], is_bot=bot, permission=permission,
+                        teams=memberships.teams, unknown_teams=memberships.unknown,
+                    ),
                     author_is_bot=bot,
                     commands=commands,
                     edited=comment.get("updated_at") not in (None, comment.get("created_at")),

@@ -26,7 +26,7 @@ from .governance.decision import (
 from .governance.durations import format_duration
 from .governance.permissions import Permission
 from .governance.render import escape_text
-from .governance.rules import Rules, is_production_environment, weight_for
+from .governance.rules import Rules, is_production_environment, login_key, weight_for
 from .governance.tally import Ballot as CastBallot
 from .governance.tally import Choice, Tally, current_ballots, tally
 from .promotion.base import PromotionResult
@@ -95,6 +95,8 @@ class Voter:
     is_bot: bool
     permission: Permission
     teams: tuple[str, ...] = ()
+    # Teams the rules weigh whose membership GitHub would not show the App: not applied.
+    unknown_teams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -664,6 +666,15 @@ class GovernanceService:
         detail = f"{choice.value} (weight {weight})" + (f": {command.reason}" if command.reason else "")
         if voter.teams and choice is not Choice.RETRACT:
             detail += f" as a member of {', '.join(voter.teams)}"
+        unseen = voter.unknown_teams if choice is not Choice.RETRACT and login_key(voter.login) not in rules.user_weights else ()
+        if unseen:
+            why = (
+                f"the weight of {', '.join(unseen)} was not applied: GitHub did not show the App whether"
+                f" @{voter.login} is a member (the App needs the organization's members: read permission)"
+            )
+            detail += f"; {why}"
+            if explain_refusal:
+                await self._note(session, proposal, f"@{voter.login}: counted with weight {weight}; {why}", now=now)
         session.add(AuditEvent(proposal_id=proposal.id, actor=voter.login, action=action, detail=detail, at=now))
         await session.flush()
         await self._enqueue_sync(session, proposal, now=now)

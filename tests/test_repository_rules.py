@@ -379,6 +379,25 @@ async def test_team_weights_come_from_membership_and_the_highest_weight_applies(
     assert world.calls_for("teams/get-membership-for-user-in-org")
 
 
+async def test_a_team_whose_members_github_does_not_show_leaves_the_vote_counted_by_role_and_says_why(app, world, vote):
+    set_rules(world, 'min_votes: 1\nvoters:\n  teams: {"octo-org/release": 4}\n')
+    world.add_team_member("octo-org", "release", "dan")
+    await open_proposal(app)
+    # An installation without the members: read permission is refused the membership.
+    world.fail(
+        "teams/get-membership-for-user-in-org", status=403, body={"message": "Resource not accessible by integration"}
+    )
+    approve = vote("/approve", "dan")
+    await app.deliver(approve)
+    votes = (await status(app))["votes"]
+    assert (votes["total"], votes["approveWeight"]) == (1, 1)
+    assert reactions(world, approve.payload["comment"]["id"]) == []
+    assert (
+        "@dan: counted with weight 1; the weight of octo-org/release was not applied: GitHub did not show the App "
+        "whether @dan is a member (the App needs the organization's members: read permission)"
+    ) in status_comment(world)
+
+
 async def test_allow_author_lets_the_author_vote(app, world, vote):
     set_rules(world, "voters:\n  allow_author: true\nmin_votes: 1\n")
     await open_proposal(app)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 from typing import Callable
 
@@ -118,6 +119,15 @@ class InstallationClient(_VersionedClient):
             sent = {**headers, "authorization": f"token {await self._current_token()}"}
             status, answer_headers, answer = await super()._request(method, url, sent, body)
         return status, answer_headers, answer
+
+
+@dataclass(frozen=True)
+class TeamMemberships:
+    """Of the teams the rules weigh: those a person is an active member of, and those whose
+    membership GitHub would not show the App."""
+
+    teams: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
 
 
 class GitHubApp:
@@ -286,17 +296,24 @@ class GitHubApp:
             if isinstance(entry, dict) and isinstance(entry.get("login"), str)
         }
 
-    async def teams_of(self, gh: gidgethub.aiohttp.GitHubAPI, *, login: str, teams: Iterable[str]) -> tuple[str, ...]:
-        """Which of the `org/slug` teams (those the rules weigh) the person is an active member of."""
-        found = []
+    async def teams_of(self, gh: gidgethub.aiohttp.GitHubAPI, *, login: str, teams: Iterable[str]) -> TeamMemberships:
+        """Which of the `org/slug` teams (those the rules weigh) the person is an active member
+        of, and which GitHub would not tell the App about."""
+        found, unknown = [], []
         for team in sorted(teams):
             org, _, slug = team.partition("/")
-            if await self.team_member(gh, org=org, team_slug=slug, login=login):
+            member = await self.team_member(gh, org=org, team_slug=slug, login=login)
+            if member is None:
+                unknown.append(team)
+            elif member:
                 found.append(team)
-        return tuple(found)
+        return TeamMemberships(teams=tuple(found), unknown=tuple(unknown))
 
-    async def team_member(self, gh: gidgethub.aiohttp.GitHubAPI, *, org: str, team_slug: str, login: str) -> bool:
-        """Whether the person is an active (not merely invited) member of the team."""
+    async def team_member(
+        self, gh: gidgethub.aiohttp.GitHubAPI, *, org: str, team_slug: str, login: str
+    ) -> bool | None:
+        """Whether the person is an active (not merely invited) member of the team; None when
+        GitHub refuses to say (403: the installation lacks the members: read permission)."""
         key = (org.lower(), team_slug.lower(), login.lower())
         cached = self._memberships.get(key)
         if cached is not None:
@@ -307,6 +324,9 @@ class GitHubApp:
                 url_vars={"org": org, "team_slug": team_slug, "username": login},
             )
         except gidgethub.BadRequest as exc:
+            if exc.status_code == 403:
+                log.warning("team membership not shown to the App", extra={"team": f"{org}/{team_slug}"})
+                return None
             if exc.status_code != 404:
                 raise
             member = False

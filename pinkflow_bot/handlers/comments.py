@@ -101,10 +101,10 @@ async def _voter(event: sansio.Event, gh, ctx: HandlerContext, *, login: str, co
         return Voter(login=login, is_bot=False, permission=Permission.NONE)
     repo = repo_full_name(event.data)
     permission = await ctx.github.permission(gh, repo_full_name=repo, login=login, installation_id=ctx.installation_id)
-    teams: tuple[str, ...] = ()
-    if any(command.kind in VOTE_CHOICES for command in commands):
-        async with ctx.service.read() as session:
-            proposal = await queries.current_proposal(session, repo_full_name=repo, pr_number=event.data["issue"]["number"])
-        configured = proposal_rules(proposal).team_weights if proposal is not None else {}
-        teams = await ctx.github.teams_of(gh, login=login, teams=configured)
-    return Voter(login=login, is_bot=False, permission=permission, teams=teams)
+    if not any(command.kind in VOTE_CHOICES for command in commands):
+        return Voter(login=login, is_bot=False, permission=permission)
+    async with ctx.service.read() as session:
+        proposal = await queries.current_proposal(session, repo_full_name=repo, pr_number=event.data["issue"]["number"])
+    configured = proposal_rules(proposal).team_weights if proposal is not None else {}
+    memberships = await ctx.github.teams_of(gh, login=login, teams=configured)
+    return Voter(login=login, is_bot=False, permission=permission, teams=memberships.teams, unknown_teams=memberships.unknown)
