@@ -139,7 +139,8 @@ class CheckRunOutput:
 # --- Escaping and small formatting helpers ------------------------------------------
 
 _MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~|])")
-_ISSUE_REFERENCE = re.compile(r"#(?=\d)")
+# "#12" and "GH-12" (any case) link to issue 12, and a link from the bot would reference it.
+_ISSUE_REFERENCE = re.compile(r"#(?=\d)|(?<![A-Za-z0-9_])GH-(?=\d)", re.IGNORECASE)
 _SAFE_URL = re.compile(r"https?://[^\s<>()\[\]\"'`\\]+", re.IGNORECASE)
 _LOGIN = re.compile(LOGIN_PATTERN + r"(?:\[bot\])?")  # an app's bot user: "name[bot]"
 _ZERO_WIDTH_SPACE = "&#8203;"
@@ -179,13 +180,13 @@ def escape_text(text: str, *, limit: int = MAX_REASON_SHOWN) -> str:
     """User text made safe for one line of markdown, including a table cell.
 
     Line breaks become spaces; `&`, `<` and `>` become entities so no HTML gets
-    through; markdown punctuation (including `|`) is backslash-escaped; `@` and `#123`
-    get a zero-width space so nobody is mentioned and no issue is cross-referenced.
+    through; markdown punctuation (including `|`) is backslash-escaped; `@`, `#123` and
+    `GH-123` get a zero-width space so nobody is mentioned and no issue is cross-referenced.
     """
     text = clip(" ".join(text.split()), limit)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
-    text = _ISSUE_REFERENCE.sub("#" + _ZERO_WIDTH_SPACE, text)
+    text = _ISSUE_REFERENCE.sub(lambda reference: reference.group(0) + _ZERO_WIDTH_SPACE, text)
     return text.replace("@", "@" + _ZERO_WIDTH_SPACE)
 
 

@@ -241,6 +241,17 @@ def test_reasons_cannot_break_the_table_or_inject_anything(render):
     assert "#1 " not in output
 
 
+@pytest.mark.parametrize("render", [render_status_comment, lambda view: render_check_run(view).text])
+def test_a_reason_naming_an_issue_the_gh_way_does_not_cross_reference_it(render):
+    """GitHub links "GH-12" (any case) to issue 12 as it links "#12": the bot's outputs show
+    the voter's words without putting a reference of the bot's into the issue's timeline."""
+    view = make_view("voting", votes(("mallory", Choice.REJECT, 1, "reopens GH-12, gh-7 and Gh-3; SIGH-4 and GH-x stay")))
+    output = render(view)
+    assert re.search(r"(?i)\bGH-\d", output) is None
+    assert "GH-&#8203;12" in output and "gh-&#8203;7" in output and "Gh-&#8203;3" in output
+    assert "SIGH-4" in output and "GH-x" in output
+
+
 def test_escape_text():
     assert escape_text("a|b") == "a\\|b"
     assert escape_text("line\nbreak") == "line break"
