@@ -639,6 +639,12 @@ class GovernanceService:
             refusal = vote_refusal(
                 voter=voter.login, voter_is_bot=voter.is_bot, permission=voter.permission, author=proposal.pr_author, rules=rules
             )
+            if refusal is not None and command.kind is CommandKind.RETRACT:
+                # Withdrawing one's own vote needs no right to vote now (a permission lowered
+                # since): deleting the comment would withdraw it all the same.
+                latest = await queries.latest_ballot(session, proposal_id=proposal.id, voter=voter.login)
+                if latest is not None and latest.choice != Choice.RETRACT.value:
+                    refusal = None
             refusal = None if refusal is None else f"not counted: {refusal}"
         if refusal is not None:
             if explain_refusal:
@@ -1076,7 +1082,7 @@ class GovernanceService:
             promotion = await queries.promotion(session, proposal_id=proposal.id)
             if promotion is None or promotion.state not in FOLLOWED_PROMOTIONS:
                 return None
-            if promotion.deployment_id not in (None, deployment_id):
+            if promotion.deployment_id not in (None, deployment_id) and not _newer_attempt(promotion, deployment_id):
                 return None  # another deployment is the promotion's
             return proposal.id
 
@@ -1099,8 +1105,10 @@ class GovernanceService:
             followed = DEPLOYMENT_STATES.get(state)
             if proposal is None or promotion is None or followed is None:
                 return  # `inactive`: a later deployment replaced this one, which says nothing new
-            promotion.deployment_id = promotion.deployment_id or deployment_id
-            if promotion.state in ("success", "failure") and followed == "in_progress":
+            newer = promotion.deployment_id is not None and _newer_attempt(promotion, deployment_id)
+            if promotion.deployment_id is None or newer:
+                promotion.deployment_id = deployment_id
+            if promotion.state in ("success", "failure") and followed == "in_progress" and not newer:
                 return  # a late delivery of an earlier status
             if promotion.state == followed and (environment_url or None) == promotion.environment_url:
                 return
@@ -1487,6 +1495,17 @@ def _take_preview(proposal: Proposal, url: str | None, deployment_id: int | None
     proposal.preview_deployment_id = deployment_id or proposal.preview_deployment_id
     proposal.environment = environment or proposal.environment
     return new
+
+
+def _newer_attempt(promotion: Promotion, deployment_id: int) -> bool:
+    """Whether a production deployment at the promoted commit is a newer attempt at the same
+    promotion: its job re-run (a protection rule's), or the receiver's CD deploying again.
+    Not for the `github` provider, whose promotion is the one deployment the App created."""
+    return (
+        promotion.provider != "github"
+        and promotion.deployment_id is not None
+        and deployment_id > promotion.deployment_id
+    )
 
 
 def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:

@@ -193,6 +193,25 @@ async def test_protection_rule_a_rerun_job_is_answered_again(app, world, vote, p
     assert [(r["run_id"], r["state"]) for r in world.protection_reviews] == [(9005, "approved"), (9005, "approved")]
 
 
+async def test_protection_rule_the_deployment_of_a_rerun_job_is_followed(app, world, vote, protection_rule):
+    await passed(app, vote)
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9009))
+    await production_status(app, deployment_id=910, state="in_progress")
+    await production_status(app, deployment_id=910, state="failure")
+    assert "the deployment failed" in status_comment(world)
+    # "Re-run jobs": approved again, and its job deploys as a new GitHub deployment.
+    await app.deliver(payloads.protection_rule_requested(repo=REPO, sha=SHA, run_id=9009))
+    await production_status(app, deployment_id=911, state="in_progress")
+    assert "deploying" in status_comment(world)
+    await production_status(app, deployment_id=911, state="success", url="https://shop.example.com")
+    comment = status_comment(world)
+    assert "deployed" in comment and "https://shop.example.com" in comment
+    assert (await status(app))["promotion"]["state"] == "success"
+    # A late word of the first attempt changes nothing.
+    await production_status(app, deployment_id=910, state="failure")
+    assert (await status(app))["promotion"]["state"] == "success"
+
+
 async def test_protection_rule_a_rerun_job_is_answered_after_github_never_took_the_first_answer(
     app, world, vote, clock, protection_rule
 ):
