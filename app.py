@@ -24,23 +24,37 @@ from pinkflow_bot.error_reports import init_error_reports
 from pinkflow_bot.logs import configure_logging
 from pinkflow_bot.runtime import Runtime
 from pinkflow_bot.settings import Settings, SettingsError
-from pinkflow_bot.storage.database import create_engine, migrate
+from pinkflow_bot.storage.database import create_engine, is_sqlite, migrate
 from pinkflow_bot.web.app import create_app, create_monitoring_app
 
 log = logging.getLogger("pinkflow_bot")
+
+
+class CannotStart(Exception):
+    """What the App could not do at start, in one line that names the setting to look at."""
+
+
+# What reaching the database or a port can fail with: network and file errors (timeouts
+# among them), the database's own, and a driver missing for the URL.
+STARTUP_ERRORS = (OSError, SQLAlchemyError, ImportError)
 
 
 async def run_migrations(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
+    except STARTUP_ERRORS as error:
+        raise CannotStart(database_problem(settings.database_url, error)) from None
     finally:
         await engine.dispose()
     log.info("database is up to date")
 
 
 async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
-    runtime = await Runtime.create(settings, with_worker=with_worker)
+    try:
+        runtime = await Runtime.create(settings, with_worker=with_worker)
+    except STARTUP_ERRORS as error:
+        raise CannotStart(database_problem(settings.database_url, error)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,12 +62,12 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
     runner = None
     try:
         if with_web:
-            runner = await serve(create_app(runtime), settings.host, settings.port)
+            runner = await serve(create_app(runtime), settings.host, settings.port, names="HOST, PORT")
             log.info("listening", extra={"url": f"http://{settings.host}:{settings.port}", "public_url": settings.public_url})
         elif settings.metrics_port is not None:
             # A worker on its own: its health and metrics, so each process can be probed and
             # scraped. With the web server in the process they are on its one port.
-            runner = await serve(create_monitoring_app(runtime), settings.host, settings.metrics_port)
+            runner = await serve(create_monitoring_app(runtime), settings.host, settings.metrics_port, names="HOST, METRICS_PORT")
             log.info("serving health and metrics", extra={"url": f"http://{settings.host}:{settings.metrics_port}"})
         keep_out_of_collections()
         if not settings.configured and with_web:
@@ -73,15 +87,35 @@ async def run(settings: Settings, *, with_web: bool, with_worker: bool) -> None:
         await runtime.close(grace_seconds=settings.shutdown_grace)
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def serve(app: web.Application, host: str, port: int, *, names: str = "HOST, PORT") -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        raise CannotStart(f"cannot listen on {host}:{port} ({names}): {error.strerror or one_line(error)}") from None
     except BaseException:
         await runner.cleanup()
         raise
     return runner
+
+
+def database_problem(url: str, error: BaseException) -> str:
+    """Which database could not be used (its password left out) and why."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    if isinstance(error, TimeoutError):
+        why = "no answer in time"
+    elif isinstance(error, OSError) and error.strerror:
+        why = error.strerror
+    else:
+        # The driver's own words, without SQLAlchemy's "(module.Error)" before them.
+        why = one_line(getattr(error, "orig", None) or error)
+    if is_sqlite(url) and "unable to open database file" in why:
+        why += " (its folder must exist and be writable by this user)"
+    return f"database {shown} (DATABASE_URL): {why}"
 
 
 def _on_signal(stop: asyncio.Event) -> None:
@@ -141,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker")))
-    except (OSError, SQLAlchemyError, ImportError) as error:
-        # The database cannot be reached, the port is taken, no driver for the URL: one line
-        # that says which, not a traceback.
+    except CannotStart as error:
+        # The database cannot be reached, the port is taken: one line that says which, not a traceback.
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
+    except STARTUP_ERRORS as error:
         print(f"cannot start: {one_line(error)}", file=sys.stderr)
         return 1
     return 0

@@ -12,6 +12,19 @@ from typing import Mapping
 from dotenv import dotenv_values
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///pinkflow.db"
+DATABASE_URL_HINT = "sqlite+aiosqlite:///pinkflow.db or postgresql+asyncpg://user:password@host/db"
+# Schemes platforms hand out (Heroku's `postgres://`, libpq's `postgresql://`) and the
+# driver the App runs on for each.
+_DATABASE_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+# Bare numbers of milliseconds under these are seconds written by mistake (`86400` for a
+# day would be a vote of 86 seconds); shorter values are written with a unit.
+_FEWEST_BARE_MILLISECONDS = {"DAO_VOTING_PERIOD": 3_600_000, "RATE_LIMIT_WINDOW": 60_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -99,6 +112,23 @@ class Settings:
             value = values.get(name)
             return value if value not in (None, "") else None
 
+        def duration(name: str, default: str, *, bare_unit: str = "s") -> timedelta:
+            text = get(name) or default
+            unit_word = "milliseconds" if bare_unit == "ms" else "seconds"
+            try:
+                value = parse_duration(text, bare_unit=bare_unit)
+            except SettingsError:
+                raise SettingsError(
+                    f"{name} must be a duration such as 30s, 15m, 24h or 2d (a bare number is {unit_word}), not {text!r}"
+                ) from None
+            fewest = _FEWEST_BARE_MILLISECONDS.get(name, 0)
+            if text.strip().isdigit() and 0 < int(text) < fewest:
+                raise SettingsError(
+                    f"{name}={text.strip()} would be {int(text) / 1000:g} seconds (a bare number is milliseconds): "
+                    f"write {text.strip()}s for seconds, or a duration such as 15m or 24h"
+                )
+            return value
+
         port = _int(get("PORT") or "3000", "PORT")
         private_key = get("PRIVATE_KEY")
         if private_key is None and get("PRIVATE_KEY_PATH"):
@@ -111,36 +141,35 @@ class Settings:
                 raise SettingsError(f"PRIVATE_KEY_PATH: {key_path} is not a PEM file (text); GitHub's download is") from None
         if private_key is not None:
             private_key = private_key.replace("\\n", "\n").strip() + "\n"
-        period_text = get("DAO_VOTING_PERIOD") or "86400000"
         settings = cls(
-            app_id=get("APP_ID"),
+            app_id=_app_id(get("APP_ID")),
             private_key=private_key,
             webhook_secret=get("WEBHOOK_SECRET"),
-            database_url=get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=database_url(get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             host=get("HOST") or "0.0.0.0",
             port=port,
             metrics_port=_int(get("METRICS_PORT"), "METRICS_PORT") if get("METRICS_PORT") else None,
-            public_url=(get("PUBLIC_URL") or f"http://localhost:{port}").rstrip("/"),
-            github_api_url=(get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
-            github_url=(get("GITHUB_URL") or "https://github.com").rstrip("/"),
+            public_url=_web_url(get("PUBLIC_URL") or f"http://localhost:{port}", "PUBLIC_URL"),
+            github_api_url=_web_url(get("GITHUB_API_URL") or "https://api.github.com", "GITHUB_API_URL"),
+            github_url=_web_url(get("GITHUB_URL") or "https://github.com", "GITHUB_URL"),
             log_level=(get("LOG_LEVEL") or "info").lower(),
             log_format=(get("LOG_FORMAT") or "json").lower(),
-            rate_limit_window=parse_duration(get("RATE_LIMIT_WINDOW") or "900000", bare_unit="ms"),
+            rate_limit_window=duration("RATE_LIMIT_WINDOW", "900000", bare_unit="ms"),
             rate_limit_max_requests=_int(get("RATE_LIMIT_MAX_REQUESTS") or "100", "RATE_LIMIT_MAX_REQUESTS"),
             approval_threshold=_int(get("DAO_APPROVAL_THRESHOLD") or "75", "DAO_APPROVAL_THRESHOLD"),
             min_votes=_int(get("DAO_MIN_VOTES") or "3", "DAO_MIN_VOTES"),
-            voting_period=parse_duration(period_text, bare_unit="ms"),
+            voting_period=duration("DAO_VOTING_PERIOD", "86400000", bare_unit="ms"),
             auto_deployment=_bool(get("ENABLE_AUTO_DEPLOYMENT") or "false", "ENABLE_AUTO_DEPLOYMENT"),
             vercel_token=get("VERCEL_TOKEN"),
             vercel_team_id=get("VERCEL_TEAM_ID"),
-            vercel_api_url=(get("VERCEL_API_URL") or "https://api.vercel.com").rstrip("/"),
+            vercel_api_url=_web_url(get("VERCEL_API_URL") or "https://api.vercel.com", "VERCEL_API_URL"),
             promotion_webhook_secret=get("PROMOTION_WEBHOOK_SECRET"),
             sentry_dsn=get("SENTRY_DSN"),
             max_body_bytes=_int(get("MAX_BODY_BYTES") or str(25 * 1024 * 1024), "MAX_BODY_BYTES"),
             worker_concurrency=_int(get("WORKER_CONCURRENCY") or "4", "WORKER_CONCURRENCY"),
-            github_timeout=parse_duration(get("GITHUB_TIMEOUT") or "30").total_seconds(),
-            shutdown_grace=parse_duration(get("SHUTDOWN_GRACE") or "20").total_seconds(),
-            worker_lease=parse_duration(get("WORKER_LEASE") or "60").total_seconds(),
+            github_timeout=duration("GITHUB_TIMEOUT", "30").total_seconds(),
+            shutdown_grace=duration("SHUTDOWN_GRACE", "20").total_seconds(),
+            worker_lease=duration("WORKER_LEASE", "60").total_seconds(),
             preview_health_allow_loopback=_bool(
                 get("PREVIEW_HEALTH_ALLOW_LOOPBACK") or "false", "PREVIEW_HEALTH_ALLOW_LOOPBACK"
             ),
@@ -165,6 +194,12 @@ class Settings:
             raise SettingsError("TRUSTED_PROXY_HOPS must be from 0 to 10")
         if self.worker_concurrency < 1:
             raise SettingsError("WORKER_CONCURRENCY must be at least 1")
+        if self.rate_limit_max_requests < 1:
+            raise SettingsError("RATE_LIMIT_MAX_REQUESTS must be at least 1")
+        if self.worker_lease <= 0:
+            raise SettingsError("WORKER_LEASE must be longer than zero")
+        if self.github_timeout <= 0:
+            raise SettingsError("GITHUB_TIMEOUT must be longer than zero")
         if self.log_level not in LOG_LEVELS:
             raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.log_format not in LOG_FORMATS:
@@ -186,6 +221,53 @@ def _is_private_key(pem: str) -> bool:
     except (ValueError, TypeError):
         return False
     return True
+
+
+def database_url(url: str) -> str:
+    """The URL the App connects with: Heroku's `postgres://` and a bare `postgresql://` run
+    on asyncpg, libpq's `sslmode` becomes asyncpg's `ssl`; any other scheme is refused here,
+    saying what to write, rather than failing to load a driver later."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"DATABASE_URL is not a database URL; write {DATABASE_URL_HINT}") from None
+    driver = _DATABASE_DRIVERS.get(parsed.drivername.lower())
+    if driver is None:
+        raise SettingsError(
+            f"DATABASE_URL: the App does not run on {parsed.drivername!r}; write {DATABASE_URL_HINT}"
+        )
+    changed = parsed.set(drivername=driver)
+    if driver == "postgresql+asyncpg" and "sslmode" in parsed.query:
+        query = dict(parsed.query)
+        sslmode = query.pop("sslmode")
+        query.setdefault("ssl", sslmode)
+        changed = changed.set(query=query)
+    if changed == parsed:
+        return url.strip()
+    return changed.render_as_string(hide_password=False)
+
+
+def _app_id(text: str | None) -> str | None:
+    """The App's id (a number) or its client ID (`Iv...`): GitHub takes either as a token's issuer."""
+    if text is None:
+        return None
+    value = text.strip()
+    if not re.fullmatch(r"\d+|Iv[0-9A-Za-z.]+", value):
+        raise SettingsError(
+            f"APP_ID must be the App's id, the number on its settings page on GitHub (or its client ID, Iv...), not {value!r}"
+        )
+    return value
+
+
+def _web_url(text: str, name: str) -> str:
+    url = text.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise SettingsError(f"{name} must start with https:// (or http://) and name a host, not {text!r}")
+    return url
 
 
 def _int(text: str, name: str) -> int:

@@ -204,15 +204,23 @@ async def test_without_credentials_the_app_starts_and_serves_the_setup_page(tmp_
 @pytest.mark.parametrize(
     "command, env, code, says",
     [
-        (["migrate"], {"DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/pinkflow"}, 1, "cannot start: "),
-        (["migrate"], {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/pinkflow"}, 1, "cannot start: "),
-        (["migrate"], {"DATABASE_URL": "sqlite+aiosqlite:////no-such-folder/x/pinkflow.db"}, 1, "cannot start: "),
+        (["migrate"], {"DATABASE_URL": "postgresql+asyncpg://nobody:pw@127.0.0.1:1/pinkflow"}, 1,
+         "cannot start: database postgresql+asyncpg://nobody:***@127.0.0.1:1/pinkflow (DATABASE_URL): "),
+        # As Heroku, DigitalOcean and Neon give it: asyncpg, libpq's sslmode as asyncpg's ssl.
+        (["migrate"], {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/pinkflow?sslmode=require"}, 1,
+         "cannot start: database postgresql+asyncpg://nobody@127.0.0.1:1/pinkflow?ssl=require (DATABASE_URL): "),
+        (["migrate"], {"DATABASE_URL": "mysql://nobody@127.0.0.1:1/pinkflow"}, 2,
+         "configuration error: DATABASE_URL: the App does not run on 'mysql'; write sqlite+aiosqlite:///pinkflow.db or"),
+        (["migrate"], {"DATABASE_URL": "sqlite+aiosqlite:////no-such-folder/x/pinkflow.db"}, 1,
+         "(DATABASE_URL): unable to open database file (its folder must exist and be writable by this user)"),
+        (["web"], {"HOST": "no-such-host.invalid", "LOG_LEVEL": "warning"}, 1, "cannot start: cannot listen on no-such-host.invalid:"),
         (["web"], {"PRIVATE_KEY": "not a key", "APP_ID": "1", "WEBHOOK_SECRET": "s"}, 2, "PRIVATE_KEY is not a PEM private key"),
         (["worker"], {"WORKER_CONCURRENCY": "0"}, 2, "WORKER_CONCURRENCY must be at least 1"),
         (["worker"], {"METRICS_PORT": "metrics"}, 2, "METRICS_PORT must be a whole number"),
         (["worker"], {"METRICS_PORT": "99999"}, 2, "METRICS_PORT must be from 1 to 65535"),
     ],
-    ids=["database-unreachable", "no-driver", "no-folder", "bad-key", "no-workers", "bad-metrics-port", "metrics-port-out-of-range"],
+    ids=["database-unreachable", "platform-url", "no-driver", "no-folder", "no-such-host", "bad-key", "no-workers",
+         "bad-metrics-port", "metrics-port-out-of-range"],
 )
 def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_path, command, env, code, says):
     import subprocess
@@ -228,6 +236,7 @@ def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_pat
     assert result.returncode == code, result.stderr
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert ":pw@" not in result.stderr  # the database's password is not printed
 
 
 def samples_or_zero(text: str, name: str, **labels: str) -> float:

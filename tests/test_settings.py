@@ -93,10 +93,52 @@ def test_the_voting_period_in_milliseconds_or_as_a_duration(value, expected):
         ("DAO_VOTING_PERIOD", "soon"),
         ("ENABLE_AUTO_DEPLOYMENT", "maybe"),
         ("TRUSTED_PROXY_HOPS", "one"),
+        ("RATE_LIMIT_WINDOW", "soon"),
+        ("SHUTDOWN_GRACE", "-1"),
+        ("APP_ID", "pinkflow-bot"),
+        ("PUBLIC_URL", "pinkflow.example.com"),
+        ("GITHUB_API_URL", "ghe.example.com/api/v3"),
+        ("DATABASE_URL", "sqlite+aiosqllite:///pinkflow.db"),
     ],
 )
 def test_bad_values_name_the_setting(name, value):
-    with pytest.raises(SettingsError, match=name if name != "DAO_VOTING_PERIOD" else "duration"):
+    with pytest.raises(SettingsError, match=name):
+        Settings.load({name: value}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    "given, used",
+    [
+        ("postgres://u:p%40ss@db.example.com:5432/app", "postgresql+asyncpg://u:p%40ss@db.example.com:5432/app"),
+        ("postgresql://u@db.example.com/app", "postgresql+asyncpg://u@db.example.com/app"),
+        ("postgresql://u@db.example.com/app?sslmode=require", "postgresql+asyncpg://u@db.example.com/app?ssl=require"),
+        ("sqlite:///pinkflow.db", "sqlite+aiosqlite:///pinkflow.db"),
+        ("sqlite+aiosqlite:///pinkflow.db", "sqlite+aiosqlite:///pinkflow.db"),
+        ("postgresql+asyncpg://u:p@db/app", "postgresql+asyncpg://u:p@db/app"),
+    ],
+    ids=["heroku", "libpq", "libpq-sslmode", "sqlite", "as-documented-sqlite", "as-documented-postgresql"],
+)
+def test_database_urls_as_platforms_give_them_are_taken(given, used):
+    assert Settings.load({"DATABASE_URL": given}, env_file=None).database_url == used
+
+
+@pytest.mark.parametrize("value", ["mysql://u:p@db/app", "not a url"])
+def test_a_database_url_the_app_cannot_run_on_says_what_to_write(value):
+    with pytest.raises(SettingsError, match="DATABASE_URL.*sqlite\\+aiosqlite:///pinkflow.db or postgresql\\+asyncpg://"):
+        Settings.load({"DATABASE_URL": value}, env_file=None)
+
+
+@pytest.mark.parametrize("value, used", [("4242", "4242"), (" 4242\n", "4242"), ("Iv23liAbCdEf012345", "Iv23liAbCdEf012345")])
+def test_app_id_is_the_apps_number_or_its_client_id(value, used):
+    assert Settings.load({"APP_ID": value}, env_file=None).app_id == used
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("DAO_VOTING_PERIOD", "86400"), ("DAO_VOTING_PERIOD", "604800"), ("RATE_LIMIT_WINDOW", "900")],
+)
+def test_seconds_written_where_milliseconds_are_counted_are_refused(name, value):
+    with pytest.raises(SettingsError, match=f"{name}={value} would be .* seconds .* write {value}s"):
         Settings.load({name: value}, env_file=None)
 
 
@@ -110,6 +152,9 @@ def test_bad_values_name_the_setting(name, value):
         ("METRICS_PORT", "0"),
         ("METRICS_PORT", "70000"),
         ("TRUSTED_PROXY_HOPS", "-1"),
+        ("RATE_LIMIT_MAX_REQUESTS", "0"),
+        ("WORKER_LEASE", "0"),
+        ("GITHUB_TIMEOUT", "0"),
     ],
 )
 def test_out_of_range_governance_defaults_are_refused_at_start(name, value):
