@@ -187,6 +187,26 @@ async def test_retract_withdraws_a_vote_and_the_pass_with_it(vote, app, world):
     assert world.check_run_actions[newest["id"]] == []
 
 
+async def test_a_voter_whose_permission_was_lowered_since_may_still_retract(vote, app, world):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "dan"), vote("/approve", "max"))
+    assert (await seed_status(app))["votes"]["isApproved"] is True
+    world.set_permission(REPO, "dan", "read")
+    # A minute later, as the App sees it: the roles it read are read again.
+    app.runtime.github._permissions.clear()
+    app.runtime.github._rosters.clear()
+    retract = vote("/retract", "dan")
+    await app.deliver(retract)
+    votes = (await seed_status(app))["votes"]
+    assert (votes["total"], votes["isApproved"]) == (2, False)
+    assert world.reaction_contents(retract.payload["comment"]["id"]) == []
+    # A vote needs the permission still; only one's own withdrawal does not.
+    again = vote("/approve", "dan")
+    await app.deliver(again)
+    assert (await seed_status(app))["votes"]["total"] == 2
+    assert world.reaction_contents(again.payload["comment"]["id"]) == ["confused"]
+
+
 async def test_a_redelivered_vote_is_counted_once(vote, app, world):
     await open_proposal(app)
     delivery = vote("/approve", "ann")
