@@ -32,6 +32,45 @@ IDLE_POLL_SECONDS = 0.5
 # which may be gone (deleted) or unable to get a token (suspended).
 INSTALLATION_EVENTS = frozenset({"installation", "installation_repositories"})
 SWEEP_EVERY_SECONDS = 5.0
+# While a loop's error repeats (the database is down), its traceback is logged once, then
+# one line this often, and the loop tries again less often, up to MOST_BACKOFF_SECONDS apart.
+REPEATED_ERROR_EVERY_SECONDS = 60.0
+MOST_BACKOFF_SECONDS = 5.0
+
+
+class LoopErrors:
+    """How the worker's loops report their errors: an outage of an hour reads as a few
+    lines, not ten tracebacks a second, and the end of it is said too."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # (loop, error) -> (when it was last logged, how often it came again since)
+        self._logged: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def failed(self, loop: str, error: BaseException) -> None:
+        key = (loop, f"{type(error).__name__}: {error}"[:300])
+        now = self._clock()
+        logged = self._logged.get(key)
+        if logged is None:
+            log.error("%s error", loop, exc_info=error)
+            self._logged[key] = (now, 0)
+        elif now - logged[0] >= REPEATED_ERROR_EVERY_SECONDS:
+            log.error("%s error, still", loop, extra={"error": key[1], "times_since_last_logged": logged[1] + 1})
+            self._logged[key] = (now, 0)
+        else:
+            self._logged[key] = (logged[0], logged[1] + 1)
+
+    def worked(self, loop: str) -> None:
+        failing = [key for key in self._logged if key[0] == loop]
+        if failing:
+            for key in failing:
+                del self._logged[key]
+            log.info("%s working again", loop)
+
+
+def backoff_seconds(failures: int, usual: float) -> float:
+    """The wait before a loop tries again after `failures` errors in a row."""
+    return usual if failures <= 1 else min(usual * 2 ** (failures - 1), MOST_BACKOFF_SECONDS)
 
 
 class Worker:
@@ -66,6 +105,7 @@ class Worker:
         self._missed_wakeups = 0
         self._effects_ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._errors = LoopErrors()
         self.running = False
 
     def notify(self) -> None:
@@ -105,16 +145,29 @@ class Worker:
             pass
         ready.clear()
 
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
     async def _delivery_loop(self) -> None:
         woken = False
+        failures = 0
         while not self._stopping.is_set():
             try:
                 # Woken for a stored delivery: claim at once. Otherwise (a poll, or more after
                 # a handled one) SQLite looks first, so finding nothing takes no write lock.
                 worked = await self.process_next_delivery(look_first=not woken)
-            except Exception:
-                log.exception("delivery loop error")
-                worked = False
+            except Exception as error:
+                self._errors.failed("delivery loop", error)
+                failures += 1
+                woken = False
+                await self._pause(backoff_seconds(failures, IDLE_POLL_SECONDS))
+                continue
+            if failures:
+                failures = 0
+                self._errors.worked("delivery loop")
             if worked:
                 self._effects_ready.set()
                 woken = False
@@ -138,27 +191,36 @@ class Worker:
                 self._idle_loops.remove(waiter)
 
     async def _effect_loop(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             try:
                 taken = await self._effects.run_due()
-            except Exception:
-                log.exception("effect loop error")
-                taken = 0
+            except Exception as error:
+                self._errors.failed("effect loop", error)
+                failures += 1
+                await self._pause(backoff_seconds(failures, IDLE_POLL_SECONDS))
+                continue
+            if failures:
+                failures = 0
+                self._errors.worked("effect loop")
             if not taken:
                 await self._idle(self._effects_ready, IDLE_POLL_SECONDS)
 
     async def _sweep_loop(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             try:
                 closed = await self._service.close_due_proposals()
                 if closed:
                     self._effects_ready.set()
-            except Exception:
-                log.exception("sweeper error")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SWEEP_EVERY_SECONDS)
-            except asyncio.TimeoutError:
-                pass
+            except Exception as error:
+                self._errors.failed("sweeper", error)
+                failures += 1
+            else:
+                if failures:
+                    failures = 0
+                    self._errors.worked("sweeper")
+            await self._pause(SWEEP_EVERY_SECONDS)
 
     async def drain(self, *, max_rounds: int = 10_000) -> None:
         """Handles deliveries and due effects until none is left (demo and tests)."""

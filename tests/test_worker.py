@@ -320,3 +320,51 @@ async def test_a_renewal_that_finds_the_delivery_taken_over_leaves_it_to_its_new
         [row] = await session.scalars(select(Delivery))
     # Its finish was refused (taken over), and no renewal moved the new holder's lease.
     assert (row.status, row.attempts, row.lease_until) == ("processing", 2, taken_over_until)
+
+
+async def test_a_database_outage_reads_as_a_few_log_lines_and_its_end_is_said(tmp_path, caplog, monkeypatch):
+    """The database is gone (its folder missing) while the worker runs: each loop logs its
+    traceback once, not every half second, then one line now and then while it lasts; when
+    the database is back, the loops say so and take up work again."""
+    import logging
+
+    from pinkflow_bot import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "REPEATED_ERROR_EVERY_SECONDS", 1.0)
+    caplog.set_level(logging.INFO, logger="pinkflow_bot.worker")
+    folder = tmp_path / "data"
+    url = f"sqlite+aiosqlite:///{folder / 'pinkflow.db'}"
+    engine = create_engine(url)
+    sessions = session_factory(engine)
+    handled: list[int] = []
+    router = routing.Router()
+
+    @router.register("issue_comment", action="created")
+    async def count(event, gh, ctx):
+        handled.append(event.data["issue"]["number"])
+
+    worker = worker_for(sessions, router, Clock())
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(3)
+        tracebacks = [r for r in caplog.records if r.exc_info]
+        assert {r.getMessage() for r in tracebacks} <= {"delivery loop error", "effect loop error", "sweeper error"}
+        assert 1 <= len(tracebacks) <= 3, [r.getMessage() for r in tracebacks]
+        still = [r for r in caplog.records if r.getMessage() == "delivery loop error, still"]
+        assert 1 <= len(still) <= 2 and still[0].times_since_last_logged >= 1
+
+        folder.mkdir()
+        await migrate(engine)
+        await store(sessions, comment_on(7), at=datetime.now(timezone.utc))
+        worker.notify()
+        for _ in range(100):
+            if handled:
+                break
+            await asyncio.sleep(0.1)
+        assert handled == [7]
+        said = [r.getMessage() for r in caplog.records]
+        assert "delivery loop working again" in said
+    finally:
+        worker.stop()
+        await running
+        await engine.dispose()
