@@ -70,6 +70,11 @@ BACKLOG = Gauge(
 OLDEST_DELIVERY_AGE = Gauge(
     "pinkflow_oldest_pending_delivery_age_seconds", "Age of the oldest delivery not yet handled.", registry=REGISTRY
 )
+DATABASE_UP = Gauge(
+    "pinkflow_database_up",
+    "1 when this scrape read the stored state from the database; 0 when it could not (the gauges of stored state are then left out, or NaN).",
+    registry=REGISTRY,
+)
 
 
 @lru_cache(maxsize=512)
@@ -124,6 +129,16 @@ async def refresh_from_database(session: AsyncSession, *, now) -> None:
     BACKLOG.labels("pending_effects").set(effects_waiting)
     BACKLOG.labels("failed_effects").set(effects_failed)
     OLDEST_DELIVERY_AGE.set((now - oldest).total_seconds() if oldest else 0)
+    DATABASE_UP.set(1)
+
+
+def forget_stored_state() -> None:
+    """The database did not answer: the gauges of stored state show nothing rather than
+    what they last read, and the process's own counters are served as ever."""
+    DATABASE_UP.set(0)
+    for gauge in (PROPOSALS, VOTES, PROMOTIONS, BACKLOG):
+        gauge.clear()
+    OLDEST_DELIVERY_AGE.set(float("nan"))
 
 
 def exposition() -> bytes:

@@ -182,3 +182,43 @@ def test_error_reports_go_to_sentry_with_secrets_masked(tmp_path):
     count, reported, token_leaked, secret_leaked = line.split()[1:]
     assert int(count) >= 1 and reported == "True"
     assert (token_leaked, secret_leaked) == ("False", "False")
+
+
+async def test_metrics_keep_counting_while_the_database_is_away_and_say_so(tmp_path, app_private_key):
+    """A scrape while the database does not answer is still served: the refused deliveries
+    are counted, `pinkflow_database_up` is 0 and the stored state's gauges show nothing
+    rather than what they last read; once the database is back, they are read again."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from pinkflow_bot.runtime import Runtime
+    from pinkflow_bot.storage.database import migrate
+    from pinkflow_bot.web.app import create_app
+    from tests.harness import WEBHOOK_SECRET, app_settings
+
+    folder = tmp_path / "data"
+    settings = app_settings(
+        database_url=f"sqlite+aiosqlite:///{folder / 'pinkflow.db'}", github_url="http://127.0.0.1:9", private_key=app_private_key
+    )
+    runtime = await Runtime.create(settings, with_worker=False, run_migrations=False)
+    try:
+        async with TestClient(TestServer(create_app(runtime))) as client:
+            delivery = payloads.preview_ready(repo=REPO, sha=SHA, deployment_id=41)
+            body = delivery.body()
+            refused = await client.post("/api/github/webhooks", data=body, headers=delivery.headers(WEBHOOK_SECRET, body))
+            assert refused.status == 503
+
+            away = await client.get("/metrics")
+            assert away.status == 200
+            text = await away.text()
+            assert sample(text, "pinkflow_database_up") == 0
+            assert sample(text, "pinkflow_deliveries_total", event="unverified", outcome="refused_503") >= 1
+            assert "pinkflow_backlog{" not in text and "pinkflow_proposals{" not in text
+            assert str(sample(text, "pinkflow_oldest_pending_delivery_age_seconds")) == "nan"
+
+            folder.mkdir()
+            await migrate(runtime.engine)
+            back = await (await client.get("/metrics")).text()
+            assert sample(back, "pinkflow_database_up") == 1
+            assert sample(back, "pinkflow_backlog", kind="pending_deliveries") == 0
+    finally:
+        await runtime.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import secrets
@@ -40,8 +41,20 @@ async def request_id(request: web.Request, handler):
     return response
 
 
+# A scrape waits this long for the stored state, as the health check does.
+STORED_STATE_TIMEOUT_SECONDS = 5
+
+
 async def metrics_endpoint(request: web.Request) -> web.Response:
+    """The process's counters, and the stored state's gauges when the database answers:
+    while it does not, the scrape still shows what intake and the worker do about it
+    (deliveries refused with 503, for one), with `pinkflow_database_up 0`."""
     runtime = request.app[RUNTIME]
-    async with runtime.sessions() as session:
-        await metrics.refresh_from_database(session, now=datetime.now(timezone.utc))
+    try:
+        async with runtime.sessions() as session:
+            await asyncio.wait_for(
+                metrics.refresh_from_database(session, now=datetime.now(timezone.utc)), timeout=STORED_STATE_TIMEOUT_SECONDS
+            )
+    except Exception:  # whatever keeps the database from answering; the health check says which
+        metrics.forget_stored_state()
     return web.Response(body=metrics.exposition(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
