@@ -1,4 +1,4 @@
-"""pinkflow-bot: `python app.py [serve|web|worker|migrate]`.
+"""pinkflow-bot: `python app.py [serve|web|worker|migrate|demo]`.
 
 serve   web server and worker in one process (the default)
 web     only the web server (intake, API, pages); run workers beside it
@@ -152,8 +152,16 @@ def keep_out_of_collections() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="app.py", description="pinkflow-bot GitHub App")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "web", "worker", "migrate", "demo"])
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Configured from the environment or a .env file in the working folder (APP_ID, PRIVATE_KEY, "
+        "WEBHOOK_SECRET, DATABASE_URL, PORT, ...): see the README's 'Configuration of the service'.",
+    )
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve", "web", "worker", "migrate", "demo"], help="default: serve"
+    )
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()

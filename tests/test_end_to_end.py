@@ -239,6 +239,30 @@ def test_settings_that_cannot_work_stop_the_app_with_one_line_saying_why(tmp_pat
     assert ":pw@" not in result.stderr  # the database's password is not printed
 
 
+def test_help_says_what_each_command_does_and_where_settings_come_from(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.paths import REPO_ROOT
+
+    def app_py(*args: str) -> subprocess.CompletedProcess:
+        # A .env the App cannot run with: help is shown all the same.
+        (tmp_path / ".env").write_text("PORT=http\n")
+        return subprocess.run([sys.executable, str(REPO_ROOT / "app.py"), *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+
+    shown = app_py("--help")
+    assert shown.returncode == 0, shown.stderr
+    for command, does in [("serve", "web server and worker in one process"), ("web", "only the web server"),
+                          ("worker", "only the worker"), ("migrate", "bring the database schema up to date"),
+                          ("demo", "embedded fake GitHub")]:
+        assert f"\n{command} " in shown.stdout and does in shown.stdout, shown.stdout
+    assert ".env" in shown.stdout and "DATABASE_URL" in shown.stdout
+    unknown = app_py("sevre")
+    assert unknown.returncode == 2 and "invalid choice: 'sevre'" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert not (tmp_path / "pinkflow.db").exists()
+
+
 def samples_or_zero(text: str, name: str, **labels: str) -> float:
     try:
         return sample(text, name, **labels)
