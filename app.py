@@ -183,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(run(settings, with_web=args.command in ("serve", "web"), with_worker=args.command in ("serve", "worker")))
+    except KeyboardInterrupt:
+        # Ctrl-C before the App was up (waiting for the database, migrating): nothing was
+        # acknowledged yet, and a migration's transaction is rolled back.
+        print("stopped before the App was up", file=sys.stderr)
+        return 130
     except CannotStart as error:
         # The database cannot be reached, the port is taken: one line that says which, not a traceback.
         print(f"cannot start: {error}", file=sys.stderr)

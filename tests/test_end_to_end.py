@@ -263,6 +263,33 @@ def test_help_says_what_each_command_does_and_where_settings_come_from(tmp_path)
     assert not (tmp_path / "pinkflow.db").exists()
 
 
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_ctrl_c_while_waiting_for_the_database_stops_with_one_line(tmp_path, command):
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.paths import REPO_ROOT
+    from tests.process import free_port
+
+    # A database server that takes the connection and never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql+asyncpg://nobody@127.0.0.1:{silent.getsockname()[1]}/pinkflow"
+        process = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "app.py"), command], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+            env={"PATH": "/usr/bin:/bin", "PORT": str(free_port()), "DATABASE_URL": url},
+        )
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "stopped before the App was up", stderr
+
+
 def samples_or_zero(text: str, name: str, **labels: str) -> float:
     try:
         return sample(text, name, **labels)
