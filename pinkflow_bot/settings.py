@@ -139,6 +139,8 @@ class Settings:
                 raise SettingsError(f"PRIVATE_KEY_PATH: cannot read {key_path}: {error.strerror}") from None
             except UnicodeDecodeError:
                 raise SettingsError(f"PRIVATE_KEY_PATH: {key_path} is not a PEM file (text); GitHub's download is") from None
+            if not _is_private_key(private_key):
+                raise SettingsError(f"PRIVATE_KEY_PATH: {key_path} is not a PEM private key (the .pem file GitHub gave for the App)")
         if private_key is not None:
             private_key = private_key.replace("\\n", "\n").strip() + "\n"
         settings = cls(

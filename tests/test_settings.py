@@ -68,6 +68,13 @@ def test_settings_that_cannot_work_are_refused_at_start_saying_which(values, mes
         Settings.load(values, env_file=None)
 
 
+def test_a_key_file_that_holds_no_private_key_names_the_file_not_private_key(tmp_path, app_public_key):
+    public = tmp_path / "app.pub.pem"
+    public.write_bytes(app_public_key)
+    with pytest.raises(SettingsError, match=f"^PRIVATE_KEY_PATH: {public} is not a PEM private key"):
+        Settings.load({"PRIVATE_KEY_PATH": str(public)}, env_file=None)
+
+
 def test_a_key_file_that_is_not_text_is_a_clear_error(tmp_path):
     der = tmp_path / "app.der"
     der.write_bytes(b"\x30\x82\x04\xa4\xff\xfe")
