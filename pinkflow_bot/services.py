@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from cachetools import TTLCache
 from sqlalchemy import select
@@ -76,6 +76,13 @@ DEPLOYMENT_STATES = {
     "error": "failure",
 }
 # Promotions under way or done: the ones whose production deployment is followed.
+# A vote commented before its proposal's voting period ended counts when the App takes it
+# up this long after the end at most (a backlog, a restart): the proposal closes once the
+# deliveries about its pull request that GitHub made before the end are handled.
+LATE_DELIVERY_GRACE = timedelta(minutes=10)
+# The session's note of the stored delivery its transaction handles (None: no delivery).
+DELIVERY_IN_HAND = "pinkflow_delivery_in_hand"
+
 FOLLOWED_PROMOTIONS = ("pending", "created", "in_progress", "success", "failure")
 
 
@@ -189,6 +196,7 @@ class GovernanceService:
     @asynccontextmanager
     async def _transaction(self, delivery: DeliveryRef | None) -> AsyncIterator[AsyncSession]:
         async with write_transaction(self._sessions) as session:
+            session.info[DELIVERY_IN_HAND] = delivery.seq if delivery is not None else None
             yield session
             if delivery is not None and not delivery.finished:
                 await inbox.finish_delivery(session, seq=delivery.seq, attempt=delivery.attempt, now=self._clock())
@@ -534,8 +542,11 @@ class GovernanceService:
         comment_id: int,
         voter: Voter,
         commands: Sequence[Command],
+        written_at: datetime | None = None,
     ) -> None:
-        """Runs a comment's commands in order, in one commit. A counted command is answered by
+        """Runs a comment's commands in order, in one commit. `written_at`: when GitHub says
+        the comment was written; a vote written before the voting period ended counts when
+        it is taken up late (see LATE_DELIVERY_GRACE). A counted command is answered by
         the status comment and check run, not by a reaction; a comment with a command that was
         not counted gets one "confused" reaction, and the status comment says why."""
         now = self._clock()
@@ -572,7 +583,9 @@ class GovernanceService:
                         await self._note(session, shown, f"@{voter.login}: `/{command.kind}` {_not_current(shown)}", now=now)
                     continue
                 if command.kind in VOTE_CHOICES:
-                    accepted = await self._cast(session, proposal, voter=voter, command=command, comment_id=comment_id, now=now)
+                    accepted = await self._cast(
+                        session, proposal, voter=voter, command=command, comment_id=comment_id, now=now, written_at=written_at
+                    )
                 elif command.kind is CommandKind.PROMOTE:
                     accepted = await self._promote(
                         session, proposal, requester=voter, force=command.force, reason=command.reason, now=now
@@ -629,9 +642,10 @@ class GovernanceService:
         comment_id: int,
         now: datetime,
         explain_refusal: bool = True,
+        written_at: datetime | None = None,
     ) -> bool:
         rules = proposal_rules(proposal)
-        if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
+        if proposal.state not in queries.OPEN_STATES or vote_time(written_at, now=now) >= proposal.closes_at:
             refusal = "voting has closed; the vote was not counted"
         elif proposal.config_problems:
             refusal = f"not counted yet: {CONFIG_PATH} on the default branch is invalid; the vote counts once the file is fixed"
@@ -762,6 +776,7 @@ class GovernanceService:
         voter: Voter,
         commands: Sequence[Command],
         written_at: datetime | None = None,
+        edited_at: datetime | None = None,
     ) -> None:
         """An edit by the comment's author: the vote it cast follows the new text. Only votes
         are re-read; other commands ran when the comment was written. A comment written
@@ -796,7 +811,7 @@ class GovernanceService:
                 await self._note(session, proposal, f"@{voter.login}: edit {limited}", now=now)
                 await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
                 return
-            if proposal.state not in queries.OPEN_STATES or now >= proposal.closes_at:
+            if proposal.state not in queries.OPEN_STATES or vote_time(edited_at, now=now) >= proposal.closes_at:
                 await self._note(session, proposal, f"@{voter.login}: voting has closed; the edit changed no vote", now=now)
                 await self._react(session, installation_id, repo_full_name, comment_id, "confused", now=now)
                 return
@@ -804,7 +819,9 @@ class GovernanceService:
                 session, proposal, voter=voter.login, comment_id=comment_id, actor=voter.login, why="the comment was edited", now=now
             )
             accepted = [
-                await self._cast(session, proposal, voter=voter, command=command, comment_id=comment_id, now=now)
+                await self._cast(
+                    session, proposal, voter=voter, command=command, comment_id=comment_id, now=now, written_at=edited_at
+                )
                 for command in votes
             ]
             await self._settle(session, proposal, now=now)
@@ -1252,9 +1269,11 @@ class GovernanceService:
             # Nothing is decided under rules nobody can read: it stays open, failing, until the
             # file is fixed, and its voting period starts then.
             return
+        closed = now >= proposal.closes_at
+        if closed and proposal.decided_at is None and await self._in_time_deliveries_waiting(session, proposal, now=now):
+            return  # closed once they are handled: the votes commented in time count
         current = await proposal_tally(session, proposal)
         outcome = decide(current, now=now, closes_at=proposal.closes_at)
-        closed = now >= proposal.closes_at
         new_state = outcome.value
         if new_state != proposal.state or (closed and proposal.decided_at is None):
             if closed or new_state != Outcome.VOTING.value:
@@ -1389,6 +1408,20 @@ class GovernanceService:
                 await self._enqueue_sync(session, proposal, now=now)  # time changed what it shows
             return len(due)
 
+    async def _in_time_deliveries_waiting(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> bool:
+        """Whether deliveries about the proposal's pull request that GitHub made before its
+        voting period ended are still to be handled (other than the one in hand), within
+        LATE_DELIVERY_GRACE of the end."""
+        if now >= proposal.closes_at + LATE_DELIVERY_GRACE:
+            return False
+        return await inbox.pull_request_deliveries_waiting(
+            session,
+            repo_full_name=proposal.repo_full_name,
+            number=proposal.pr_number,
+            received_before=proposal.closes_at,
+            other_than=session.info.get(DELIVERY_IN_HAND),
+        )
+
     async def _enqueue_sync(self, session: AsyncSession, proposal: Proposal, *, now: datetime) -> None:
         if proposal.id is None:
             await session.flush()
@@ -1511,6 +1544,14 @@ def _newer_attempt(promotion: Promotion, deployment_id: int) -> bool:
 def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:
     """Whether the stored pull request was updated by a delivery after GitHub was read."""
     return pull is not None and read_at is not None and pull.updated_at is not None and pull.updated_at > read_at
+
+
+def vote_time(written_at: datetime | None, *, now: datetime) -> datetime:
+    """When a vote counts as cast: when GitHub says its comment was written, if that is
+    within LATE_DELIVERY_GRACE before now (the App took it up late), else now."""
+    if written_at is not None and now - LATE_DELIVERY_GRACE <= written_at <= now:
+        return written_at
+    return now
 
 
 def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:

@@ -185,3 +185,79 @@ async def test_a_late_event_for_a_commit_the_pull_request_has_left_changes_nothi
     await app.deliver(late)
     assert (await status(app, deployment_id=502))["status"] == "voting"
     assert (await status(app))["status"] == "superseded"
+
+
+def _written(delivery, at: datetime):
+    """The comment as GitHub tells of it: written at `at`."""
+    delivery.payload["comment"]["created_at"] = delivery.payload["comment"]["updated_at"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return delivery
+
+
+async def test_a_vote_commented_just_before_the_end_counts_though_taken_up_after_it(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"))
+    clock.advance(hours=24, seconds=-2)
+    # dan votes two seconds before the end; GitHub delivers it at once, the worker is behind.
+    response = await app.send(_written(vote("/approve", "dan"), clock.now))
+    assert response.status == 202
+    clock.advance(seconds=5)
+    # The deadline has passed, but a vote made in time still waits: the sweeper does not close yet.
+    await app.runtime.service.close_due_proposals()
+    assert (await status(app))["status"] == "voting"
+    await app.drain()
+    decided = await status(app)
+    assert (decided["status"], decided["votes"]["approvals"]) == ("passed", 3)
+    assert check_run(world)["conclusion"] == "success"
+
+
+async def test_a_vote_commented_before_the_end_and_delivered_after_it_counts(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"))
+    clock.advance(hours=24, seconds=-1)
+    in_time = _written(vote("/approve", "dan"), clock.now)
+    clock.advance(seconds=3)  # GitHub's delivery reaches the App after the end
+    await app.deliver(in_time)
+    assert world.reaction_contents(in_time.payload["comment"]["id"]) == []
+    decided = await status(app)
+    assert (decided["status"], decided["votes"]["approvals"]) == ("passed", 3)
+
+
+async def test_a_vote_commented_after_the_end_is_not_counted(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"))
+    clock.advance(hours=24, seconds=1)
+    late = _written(vote("/approve", "dan"), clock.now)
+    await app.deliver(late)
+    assert world.reaction_contents(late.payload["comment"]["id"]) == ["confused"]
+    decided = await status(app)
+    assert (decided["status"], decided["votes"]["approvals"]) == ("expired", 2)
+
+
+async def test_an_edit_made_before_the_end_and_taken_up_after_it_changes_the_vote(app, world, vote, clock):
+    await open_proposal(app)
+    first = vote("/reject", "dan")
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"), first)
+    clock.advance(hours=24, seconds=-1)
+    edit = payloads.comment_edited(
+        "/approve", before="/reject", repo=REPO, number=PR, author="dan", comment_id=first.payload["comment"]["id"]
+    )
+    edit.payload["comment"]["updated_at"] = clock.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    clock.advance(seconds=3)
+    await app.deliver(edit)
+    decided = await status(app)
+    assert (decided["status"], decided["votes"]["approvals"], decided["votes"]["rejections"]) == ("passed", 3, 0)
+
+
+async def test_the_end_waits_for_votes_commented_in_time_only_so_long(app, world, vote, clock):
+    await open_proposal(app)
+    await app.deliver(vote("/approve", "ann"), vote("/approve", "max"))
+    clock.advance(hours=24, seconds=-2)
+    waiting = _written(vote("/approve", "dan"), clock.now)
+    assert (await app.send(waiting)).status == 202
+    # Ten minutes after the end the proposal closes, whatever still waits in the inbox.
+    clock.advance(minutes=10, seconds=3)
+    assert await app.runtime.service.close_due_proposals() == 1
+    assert (await status(app))["status"] == "expired"
+    await app.drain()
+    assert (await status(app))["votes"]["approvals"] == 2
+    assert world.reaction_contents(waiting.payload["comment"]["id"]) == ["confused"]

@@ -35,6 +35,7 @@ async def comment_created(event: sansio.Event, gh, ctx: HandlerContext) -> None:
         comment_id=comment["id"],
         voter=await _voter(event, gh, ctx, login=author["login"], commands=commands),
         commands=commands,
+        written_at=github_time(comment.get("created_at")),
     )
 
 
@@ -70,6 +71,7 @@ async def comment_edited(event: sansio.Event, gh, ctx: HandlerContext) -> None:
         voter=await _voter(event, gh, ctx, login=author["login"], commands=votes),
         commands=votes,
         written_at=github_time(comment.get("created_at")),
+        edited_at=github_time(comment.get("updated_at")),
     )
 
 

@@ -28,12 +28,34 @@ MAX_RATE_LIMIT_WAITS = 100
 def serial_key_for(event: str, payload: dict[str, Any]) -> str:
     """Deliveries about one pull request are handled one at a time, in order of arrival."""
     full_name = _field(payload, "repository", "full_name")
-    scope = str(full_name or f"installation:{_field(payload, 'installation', 'id')}").lower()[:200]
+    scope = str(full_name or f"installation:{_field(payload, 'installation', 'id')}")
     number = pull_number_of(event, payload)
     if number is not None:
-        return f"{scope}#{number}"[:300]
+        return pull_request_key(scope, number)
+    scope = scope.lower()[:200]
     sha = _sha(event, payload)
     return f"{scope}@{sha}"[:300] if sha else scope
+
+
+def pull_request_key(repo_full_name: str, number: int | str) -> str:
+    """The serial key of a pull request's deliveries."""
+    return f"{repo_full_name.lower()[:200]}#{number}"[:300]
+
+
+async def pull_request_deliveries_waiting(
+    session: AsyncSession, *, repo_full_name: str, number: int, received_before: datetime, other_than: int | None = None
+) -> bool:
+    """Whether a delivery about this pull request that arrived before `received_before` is
+    still to be handled (waiting, in hand, or waiting for its retry); `other_than` is the
+    one being handled now."""
+    query = select(Delivery.seq).where(
+        Delivery.serial_key == pull_request_key(repo_full_name, number),
+        Delivery.status.in_(("pending", "processing")),
+        Delivery.received_at < received_before,
+    )
+    if other_than is not None:
+        query = query.where(Delivery.seq != other_than)
+    return await session.scalar(query.limit(1)) is not None
 
 
 def _field(payload: Any, *path: str) -> Any:

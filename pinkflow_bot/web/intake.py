@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 
 import orjson
 from aiohttp import web
@@ -116,7 +115,7 @@ async def _receive(request: web.Request) -> web.Response:
         # Text columns cannot hold NUL on PostgreSQL; a payload's names can.
         serial_key=inbox.serial_key_for(event_name, data).replace("\x00", "\ufffd"),
         body=text,
-        received_at=datetime.now(timezone.utc),
+        received_at=runtime.clock(),
     )
     try:
         stored = await runtime.deliveries.store(row)
