@@ -48,7 +48,10 @@ class LoopErrors:
         self._logged: dict[tuple[str, str], tuple[float, int]] = {}
 
     def failed(self, loop: str, error: BaseException) -> None:
-        key = (loop, f"{type(error).__name__}: {error}"[:300])
+        # The first line only: SQLAlchemy's next lines name the statement and its
+        # parameters (a time among them), which differ on every try.
+        first_line = next(iter(str(error).splitlines()), "")
+        key = (loop, f"{type(error).__name__}: {first_line}"[:300])
         now = self._clock()
         logged = self._logged.get(key)
         if logged is None:

@@ -368,3 +368,18 @@ async def test_a_database_outage_reads_as_a_few_log_lines_and_its_end_is_said(tm
         worker.stop()
         await running
         await engine.dispose()
+
+
+def test_an_error_repeating_with_new_statement_parameters_is_logged_once(caplog):
+    """A failing statement's parameters (a time) differ on every try; it is the same error."""
+    import logging
+
+    from sqlalchemy.exc import OperationalError
+
+    from pinkflow_bot.worker import LoopErrors
+
+    caplog.set_level(logging.INFO, logger="pinkflow_bot.worker")
+    errors = LoopErrors(clock=lambda: 0.0)
+    for attempt in range(20):
+        errors.failed("effect loop", OperationalError("UPDATE effects SET lease_until=?", (attempt,), OSError("disk I/O error")))
+    assert [r.getMessage() for r in caplog.records] == ["effect loop error"]
