@@ -308,12 +308,22 @@ def is_preview_environment(name: str | None, patterns: Sequence[str]) -> bool:
     """Does the deployment environment `name` match one of the preview glob patterns?
 
     Case-insensitive, so "Preview*" also covers Vercel's "Preview – my-project"
-    (with an EN DASH) and "preview" from Actions workflows.
+    (with an EN DASH) and "preview" from Actions workflows. Dashes are one to it: a
+    pattern typed with a hyphen ("Preview - web") matches Vercel's EN DASH.
     """
     if not name:
         return False
-    folded = name.casefold()
-    return any(fnmatch.fnmatchcase(folded, pattern.casefold()) for pattern in patterns)
+    folded = _fold_environment(name)
+    return any(fnmatch.fnmatchcase(folded, _fold_environment(pattern)) for pattern in patterns)
+
+
+# Hyphen, non-breaking hyphen, figure dash, EN DASH, EM DASH and minus sign look alike in
+# an environment's name; people type the hyphen.
+_DASHES = str.maketrans({dash: "-" for dash in "\u2010\u2011\u2012\u2013\u2014\u2212"})
+
+
+def _fold_environment(name: str) -> str:
+    return name.casefold().translate(_DASHES)
 
 
 def is_production_environment(name: str | None, production: str) -> bool:

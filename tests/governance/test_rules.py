@@ -252,6 +252,11 @@ def test_preview_environments_with_default_patterns(name, expected):
         ("review-app", ("pr-*", "review-*"), True),
         ("Preview", ("pr-*",), False),
         ("Preview", (), False),
+        # Vercel names it with an EN DASH; people type a hyphen.
+        ("Preview – web", ("Preview - web",), True),
+        ("preview — web", ("Preview - web",), True),
+        ("Preview - web", ("Preview – web",), True),
+        ("Preview – shop", ("Preview - web",), False),
     ],
 )
 def test_preview_environments_with_configured_patterns(name, patterns, expected):
