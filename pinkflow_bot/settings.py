@@ -206,6 +206,8 @@ class Settings:
             raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
+        if self.sentry_dsn is not None:
+            _check_sentry_dsn(self.sentry_dsn)
         if self.private_key is not None and not _is_private_key(self.private_key):
             # Found at start, not when the first token is signed and every delivery then fails.
             raise SettingsError("PRIVATE_KEY is not a PEM private key (paste the .pem GitHub gave, with \\n for line breaks)")
@@ -213,6 +215,16 @@ class Settings:
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "text")
+
+
+def _check_sentry_dsn(dsn: str) -> None:
+    """Refused at start, in one line that does not repeat the DSN (it holds a key)."""
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(dsn)
+    except BadDsn as error:
+        raise SettingsError(f"SENTRY_DSN is not a Sentry DSN such as https://KEY@o1.ingest.sentry.io/2 ({error})") from None
 
 
 def _is_private_key(pem: str) -> bool:

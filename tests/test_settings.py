@@ -68,6 +68,13 @@ def test_settings_that_cannot_work_are_refused_at_start_saying_which(values, mes
         Settings.load(values, env_file=None)
 
 
+@pytest.mark.parametrize("dsn", ["k3ysecret@o1.ingest.sentry.io/7", "https://k3ysecret@o1.ingest.sentry.io/", "https://o1.ingest.sentry.io/7"])
+def test_a_sentry_dsn_that_is_not_one_is_refused_without_repeating_its_key(dsn):
+    with pytest.raises(SettingsError, match="^SENTRY_DSN is not a Sentry DSN") as refused:
+        Settings.load({"SENTRY_DSN": dsn}, env_file=None)
+    assert "k3ysecret" not in str(refused.value)
+
+
 def test_a_key_file_that_holds_no_private_key_names_the_file_not_private_key(tmp_path, app_public_key):
     public = tmp_path / "app.pub.pem"
     public.write_bytes(app_public_key)
