@@ -22,6 +22,11 @@ _DATABASE_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
+# What asyncpg takes from the URL's query as text; anything else (libpq's connect_timeout,
+# channel_binding, sslrootcert...) would stop the App at its first connection.
+_ASYNCPG_QUERY = frozenset(
+    {"ssl", "target_session_attrs", "passfile", "service", "servicefile", "krbsrvname", "gsslib", "prepared_statement_cache_size"}
+)
 # Bare numbers of milliseconds under these are seconds written by mistake (`86400` for a
 # day would be a vote of 86 seconds); shorter values are written with a unit.
 _FEWEST_BARE_MILLISECONDS = {"DAO_VOTING_PERIOD": 3_600_000, "RATE_LIMIT_WINDOW": 60_000}
@@ -239,8 +244,9 @@ def _is_private_key(pem: str) -> bool:
 
 def database_url(url: str) -> str:
     """The URL the App connects with: Heroku's `postgres://` and a bare `postgresql://` run
-    on asyncpg, libpq's `sslmode` becomes asyncpg's `ssl`; any other scheme is refused here,
-    saying what to write, rather than failing to load a driver later."""
+    on asyncpg, libpq's `sslmode` becomes asyncpg's `ssl`; any other scheme, or a query
+    option asyncpg does not take, is refused here, saying what to write, rather than
+    failing to load a driver or to connect later."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -254,10 +260,16 @@ def database_url(url: str) -> str:
             f"DATABASE_URL: the App does not run on {parsed.drivername!r}; write {DATABASE_URL_HINT}"
         )
     changed = parsed.set(drivername=driver)
-    if driver == "postgresql+asyncpg" and "sslmode" in parsed.query:
+    if driver == "postgresql+asyncpg" and parsed.query:
         query = dict(parsed.query)
-        sslmode = query.pop("sslmode")
-        query.setdefault("ssl", sslmode)
+        if "sslmode" in query:
+            query.setdefault("ssl", query.pop("sslmode"))
+        unknown = sorted(set(query) - _ASYNCPG_QUERY)
+        if unknown:
+            raise SettingsError(
+                f"DATABASE_URL: PostgreSQL's driver (asyncpg) does not take {', '.join(unknown)}; "
+                f"remove {'it' if len(unknown) == 1 else 'them'} from the URL (sslmode is read as asyncpg's ssl)"
+            )
         changed = changed.set(query=query)
     if changed == parsed:
         return url.strip()

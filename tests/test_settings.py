@@ -142,6 +142,16 @@ def test_a_database_url_the_app_cannot_run_on_says_what_to_write(value):
         Settings.load({"DATABASE_URL": value}, env_file=None)
 
 
+@pytest.mark.parametrize(
+    "query, named",
+    [("sslmode=require&channel_binding=require", "channel_binding"), ("connect_timeout=10", "connect_timeout"),
+     ("sslrootcert=ca.pem&application_name=pinkflow", "application_name, sslrootcert")],
+)
+def test_libpq_options_asyncpg_does_not_take_are_named_at_start(query, named):
+    with pytest.raises(SettingsError, match=f"^DATABASE_URL: PostgreSQL's driver \\(asyncpg\\) does not take {named}; remove"):
+        Settings.load({"DATABASE_URL": f"postgresql://u:p@db.example.com/app?{query}"}, env_file=None)
+
+
 @pytest.mark.parametrize("value, used", [("4242", "4242"), (" 4242\n", "4242"), ("Iv23liAbCdEf012345", "Iv23liAbCdEf012345")])
 def test_app_id_is_the_apps_number_or_its_client_id(value, used):
     assert Settings.load({"APP_ID": value}, env_file=None).app_id == used
