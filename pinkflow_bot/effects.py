@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime, timedelta
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from . import metrics
 from .github.client import GitHubApp, TeamMemberships
 from .governance.commands import parse_commands
+from .governance.durations import format_duration
 from .governance.permissions import Permission
 from .governance.render import (
     CHECK_RUN_NAME,
@@ -44,8 +46,9 @@ from .promotion import (
     review_deployment_protection_rule,
 )
 from .repository_config import problems_from_json
-from .retries import PermanentFailure, plan_retry
+from .retries import PermanentFailure, RetryPlan, plan_retry
 from .services import (
+    SYNC_KINDS,
     VOTE_CHOICES,
     CommentFacts,
     GovernanceService,
@@ -79,6 +82,18 @@ async def proposal_view(
     holds = await queries.active_holds(session, proposal_id=proposal.id)
     audit = await queries.audit_trail(session, proposal_id=proposal.id, limit=MAX_AUDIT_SHOWN)
     total = len(audit) if len(audit) < MAX_AUDIT_SHOWN else await queries.audit_count(session, proposal_id=proposal.id)
+    promotion_shown = None
+    if promotion is not None:
+        promotion_shown = PromotionView(
+            requested_by=promotion.requested_by,
+            state=promotion.state,
+            deployment_id=promotion.deployment_id,
+            environment_url=promotion.environment_url,
+            error=promotion.error,
+            forced=promotion.forced,
+        )
+        if promotion.state == "pending":
+            promotion_shown = await _retrying(session, promotion_shown, proposal_id=proposal.id)
     health = None
     if proposal.health_checked_at is not None:
         health = HealthView(status=proposal.health_status, elapsed_ms=proposal.health_elapsed_ms, error=proposal.health_error)
@@ -95,16 +110,7 @@ async def proposal_view(
         now=now,
         rules=proposal_rules(proposal),
         tally=await proposal_tally(session, proposal),
-        promotion=None
-        if promotion is None
-        else PromotionView(
-            requested_by=promotion.requested_by,
-            state=promotion.state,
-            deployment_id=promotion.deployment_id,
-            environment_url=promotion.environment_url,
-            error=promotion.error,
-            forced=promotion.forced,
-        ),
+        promotion=promotion_shown,
         notes=tuple(proposal.notes or ()),
         superseded_by=proposal.superseded_by,
         details_url=details_url,
@@ -113,6 +119,22 @@ async def proposal_view(
         audit=tuple(AuditLine(at=e.at, actor=e.actor, action=e.action, detail=e.detail or "") for e in audit),
         audit_total=total,
         config_problems=problems_from_json(proposal.config_problems),
+    )
+
+
+async def _retrying(session: AsyncSession, promotion: PromotionView, *, proposal_id: int) -> PromotionView:
+    """A pending promotion whose last try failed: that failure, and when and which try is next."""
+    effect = await outbox.unfinished_effect(session, proposal_id=proposal_id, kind="promote")
+    if effect is None or not effect.last_error:
+        return promotion
+    counted = effect.attempts - effect.rate_limit_waits  # the tries so far that count against the limit
+    under_way = effect.status == "processing"
+    return replace(
+        promotion,
+        error=effect.last_error,
+        retry_at=None if under_way else effect.not_before,
+        attempt=counted if under_way else counted + 1,
+        max_attempts=MAX_EFFECT_ATTEMPTS,
     )
 
 
@@ -223,23 +245,37 @@ class EffectRunner:
                 else:
                     retried = plan.retry and failures < MAX_EFFECT_ATTEMPTS
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="retried" if retried else "failed").inc()
+                # The logs get the error's class; what people are shown (kept with the effect) does not.
                 if retried:
                     log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
                     async with write_transaction(self._sessions) as session:
                         await outbox.retry_effect(
-                            session, effect, now=self._clock(), delay=plan.delay, error=plan.reason, rate_limited=plan.rate_limited
+                            session, effect, now=self._clock(), delay=plan.delay, error=plan.shown, rate_limited=plan.rate_limited
                         )
+                        if effect.kind == "promote" and effect.proposal_id is not None:
+                            # The people waiting for it see that it failed and when it is tried again.
+                            for kind in SYNC_KINDS:
+                                await outbox.enqueue_effect(
+                                    session, kind=kind, now=self._clock(), proposal_id=effect.proposal_id,
+                                    installation_id=effect.installation_id,
+                                )
                 else:
                     log.warning("effect failed for good", extra={"error": plan.reason})
+                    shown = plan.shown if not plan.retry else f"{plan.shown} ({self._gave_up(effect, failures, plan)})"
                     async with write_transaction(self._sessions) as session:
-                        await outbox.fail_effect(session, effect, now=self._clock(), error=plan.reason)
-                    await self._service.record_effect_failure(
-                        proposal_id=effect.proposal_id, kind=effect.kind, error=plan.reason
-                    )
+                        await outbox.fail_effect(session, effect, now=self._clock(), error=shown)
+                    await self._service.record_effect_failure(proposal_id=effect.proposal_id, kind=effect.kind, error=shown)
             else:
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
                 async with write_transaction(self._sessions) as session:
                     await outbox.complete_effect(session, effect, now=self._clock())
+
+    def _gave_up(self, effect: Effect, failures: int, plan: RetryPlan) -> str:
+        """How long an effect that might have healed was tried, e.g. "gave up after 12 tries in 18m"."""
+        spent = format_duration(self._clock() - effect.created_at)
+        if plan.rate_limited:
+            return f"gave up after waiting {effect.rate_limit_waits} times for GitHub's rate limit, in {spent}"
+        return f"gave up after {failures} tries in {spent}"
 
     def _details_url(self, proposal: Proposal) -> str:
         """The proposal's page; signed for a private repository, whose page is otherwise 404."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import aiohttp
 import gidgethub
 
 from .github.errors import MAX_SECONDARY_LIMIT_WAIT, SECONDARY_LIMIT_WAIT, GitHubRateLimited
-from .promotion.base import PromotionUnavailable
+from .promotion.base import PromotionError, PromotionUnavailable, no_answer_words
 
 # Statuses that say "not now" rather than "never".
 _TRANSIENT_STATUSES = frozenset({401, 408, 409, 425})
@@ -21,10 +21,13 @@ _TRANSIENT_STATUSES = frozenset({401, 408, 409, 425})
 class RetryPlan:
     retry: bool
     delay: timedelta
-    reason: str
+    reason: str  # for the logs: the error's class and message
     # A wait for GitHub's rate limit: it says nothing of whether the work can succeed,
     # so it does not use up an attempt (rate limits have a bound of their own).
     rate_limited: bool = False
+    # For the people shown the failure (the status comment, the check run, the proposal's
+    # page): plain words, no class names.
+    shown: str = ""
 
 
 class PermanentFailure(Exception):
@@ -53,9 +56,35 @@ def rate_limit_of(error: BaseException) -> GitHubRateLimited | None:
     return None
 
 
+def failure_words(error: BaseException) -> str:
+    """What went wrong, in words for the people shown it: the message of an error written
+    for them (a promotion's, a refusal's), else what GitHub answered, never a class name."""
+    if isinstance(error, (PromotionError, PermanentFailure)) and str(error).strip():
+        return str(error)[:2000]
+    limit = rate_limit_of(error)
+    if limit is not None:
+        named = "" if limit.reason == "retry-after" else f" ({limit.reason})"
+        return f"GitHub asked the App to slow down{named}"
+    if isinstance(error, gidgethub.HTTPException):
+        status = error.status_code
+        message = " ".join(str(error).split())
+        detail = message if message and message != status.phrase else status.phrase
+        return f"GitHub answered {status.value} ({detail})"[:2000]
+    if isinstance(error, (aiohttp.ClientError, asyncio.TimeoutError)):
+        return f"GitHub did not answer ({no_answer_words(error)})"
+    if isinstance(error, ConnectionError):
+        return f"a connection failed ({no_answer_words(error)})"
+    return "an unexpected error; the App's log has the details"
+
+
 def plan_retry(error: BaseException, *, attempt: int, rate_limit_waits: int = 0) -> RetryPlan:
     """`attempt` counts the attempts that were not rate-limit waits (this one included);
     `rate_limit_waits` the waits for rate limits before this one."""
+    plan = _plan(error, attempt=attempt, rate_limit_waits=rate_limit_waits)
+    return replace(plan, shown=failure_words(error))
+
+
+def _plan(error: BaseException, *, attempt: int, rate_limit_waits: int) -> RetryPlan:
     description = f"{type(error).__name__}: {error}"[:2000]
     limit = rate_limit_of(error)
     if limit is not None:

@@ -427,3 +427,138 @@ async def test_the_production_deployment_of_a_webhook_promotion_is_followed_by_c
     comment = status_comment(world)
     assert "deployed" in comment and "https://shop.example.com" in comment
     assert (await status(app))["promotion"]["state"] == "success"
+
+
+# --- a promotion tried again, as the people who asked for it see it --------------------------
+
+CLASS_NAMES = ("PromotionUnavailable", "PromotionRefused", "GitHubBroken", "TimeoutError", "ClientError")
+
+
+async def shown_everywhere(app, world) -> dict[str, str]:
+    """What people see of the proposal: the status comment, the check run, its page and its JSON."""
+    run = check_run(world)
+    proposal_id = (await status(app))["proposal_id"]
+    page = await app.client.get(f"/proposals/{proposal_id}")
+    api = await app.client.get(f"/api/proposals/{proposal_id}")
+    return {
+        "comment": status_comment(world).replace("\\", ""),  # as GitHub renders the escaped text
+        "title": run["output"]["title"],
+        "check run": run["output"]["summary"].replace("\\", ""),
+        "page": await page.text(),
+        "api": await api.text(),
+    }
+
+
+def without_class_names(shown: dict[str, str]) -> None:
+    for where, text in shown.items():
+        assert not [name for name in CLASS_NAMES if name in text], f"a class name in the {where}"
+
+
+async def promotion_json(app) -> dict:
+    proposal_id = (await status(app))["proposal_id"]
+    response = await app.client.get(f"/api/proposals/{proposal_id}")
+    return (await response.json())["proposal"]["promotion"]
+
+
+def edits(world) -> int:
+    return len(world.calls_for("issues/update-comment")) + len(world.calls_for("checks/update"))
+
+
+async def test_github_failing_shows_the_failure_and_when_it_is_tried_again_until_it_goes_through(app, world, vote, clock):
+    await passed(app, vote)
+    world.fail("repos/create-deployment", status=502, times=2, headers={"Retry-After": "120"})
+    await app.deliver(vote("/promote", "dan"))
+
+    shown = await shown_everywhere(app, world)
+    failed = "The last try failed: GitHub answered 502 when asked to create the production deployment."
+    assert f"requested by @dan: not made yet. {failed} Trying again in 2m (at 2026-11-02 09:02 UTC), try 2 of 12." in shown["comment"]
+    assert shown["title"] == "Passed; promoting to production failed, trying again (try 2 of 12)"
+    assert failed in shown["check run"] and "Trying again in 2m" in shown["check run"]
+    assert "the last try failed, trying again (try 2 of 12)" in shown["page"]
+    assert "GitHub answered 502 when asked to create the production deployment" in shown["page"]
+    assert "Trying again" in shown["page"] and "try 2 of 12." in shown["page"]  # the page tells time by the wall clock
+    promotion = await promotion_json(app)
+    assert promotion["state"] == "pending"
+    assert promotion["error"] == "GitHub answered 502 when asked to create the production deployment"
+    assert (promotion["attempt"], promotion["max_attempts"]) == (2, MAX_EFFECT_ATTEMPTS)
+    assert promotion["retry_at"].startswith("2026-11-02T09:02:0")
+    without_class_names(shown)
+
+    # The second try fails too: one edit of the comment and one of the check run say so.
+    before = edits(world)
+    clock.advance(minutes=3)
+    await app.drain()
+    assert edits(world) - before == 2
+    assert "Trying again in 2m (at 2026-11-02 09:05 UTC), try 3 of 12." in status_comment(world)
+    assert check_run(world)["output"]["title"] == "Passed; promoting to production failed, trying again (try 3 of 12)"
+
+    clock.advance(minutes=3)
+    await app.drain()
+    shown = await shown_everywhere(app, world)
+    assert "deployment created" in shown["comment"] and "last try failed" not in shown["comment"]
+    assert shown["title"] == "Promoted to production"
+    promotion = await promotion_json(app)
+    assert (promotion["state"], promotion["error"], promotion["retry_at"], promotion["attempt"]) == ("created", None, None, None)
+    assert len(world.deployments_of(REPO)) == 1
+
+
+async def test_github_failing_for_good_says_so_in_plain_words(app, world, vote, clock):
+    await passed(app, vote)
+    world.fail("repos/create-deployment", status=503, times=100)
+    await app.deliver(vote("/promote", "dan"))
+    for _ in range(MAX_EFFECT_ATTEMPTS + 2):
+        await retry_due(app, clock)
+
+    assert len(world.calls_for("repos/create-deployment")) == MAX_EFFECT_ATTEMPTS
+    shown = await shown_everywhere(app, world)
+    gave_up = "GitHub answered 503 when asked to create the production deployment (gave up after 12 tries in "
+    assert f"requested by @dan: failed. Error: {gave_up}" in shown["comment"]
+    assert gave_up in shown["check run"] and gave_up in shown["page"]
+    assert shown["title"] == "Passed; the promotion failed, try again with Promote"
+    assert "Trying again" not in shown["comment"] and "Trying again" not in shown["page"]
+    promotion = await promotion_json(app)
+    assert promotion["state"] == "failed" and promotion["error"].startswith(gave_up)
+    assert promotion["retry_at"] is None
+    without_class_names(shown)
+    [failure] = await audit(app, "promotion failed")
+    assert failure.detail.startswith(gave_up)
+
+
+async def test_webhook_receiver_failing_shows_its_answer_and_the_next_try(make_app, world, vote, clock, receiver):
+    hook, url = receiver
+    set_rules(world, f"promote:\n  provider: webhook\n  webhook_url: {url}\n")
+    app = await make_app(PROMOTION_WEBHOOK_SECRET=SECRET)
+    await passed(app, vote)
+    hook.answers = [500] * 100
+    await app.deliver(vote("/promote", "dan"))
+
+    shown = await shown_everywhere(app, world)
+    assert "not made yet. The last try failed: the promotion webhook answered 500: ok. Trying again" in shown["comment"]
+    assert "try 2 of 12." in shown["comment"]
+    assert shown["title"] == "Passed; promoting to production failed, trying again (try 2 of 12)"
+    without_class_names(shown)
+
+    for _ in range(MAX_EFFECT_ATTEMPTS + 2):
+        await retry_due(app, clock)
+    shown = await shown_everywhere(app, world)
+    assert "failed. Error: the promotion webhook answered 500: ok (gave up after 12 tries in " in shown["comment"]
+    without_class_names(shown)
+
+
+async def test_vercel_failing_shows_its_answer_and_the_next_try(vercel_app, world, vote, vercel, clock):
+    app = vercel_app
+    await passed(app, vote, url=f"https://{VERCEL_PREVIEW}")
+    vercel.fail("create-deployment", status=503, times=100, body={"error": {"code": "internal", "message": "try later"}})
+    await app.deliver(vote("/promote", "dan"))
+
+    shown = await shown_everywhere(app, world)
+    failed = "The last try failed: Vercel answered 503 when asked to create the production deployment: try later."
+    assert f"not made yet. {failed} Trying again" in shown["comment"]
+    assert (await promotion_json(app))["attempt"] == 2
+    without_class_names(shown)
+
+    for _ in range(MAX_EFFECT_ATTEMPTS + 2):
+        await retry_due(app, clock)
+    comment = status_comment(world)
+    assert "failed. Error: Vercel answered 503 when asked to create the production deployment: try later (gave up" in comment
+    assert vercel.production_deployments(app.vercel_project) == []

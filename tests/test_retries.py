@@ -13,7 +13,7 @@ import pytest
 from pinkflow_bot.effects import MAX_EFFECT_ATTEMPTS
 from pinkflow_bot.github.errors import GitHubRateLimited, rate_limit_wait
 from pinkflow_bot.promotion import PromotionUnavailable
-from pinkflow_bot.retries import PermanentFailure, backoff, plan_retry
+from pinkflow_bot.retries import PermanentFailure, backoff, failure_words, plan_retry
 from pinkflow_bot.storage import inbox
 from tests.flow import (  # noqa: F401  (fixtures)
     REPO,
@@ -73,6 +73,27 @@ def bad_request(status: int) -> gidgethub.BadRequest:
 )
 def test_what_is_retried(error, retried):
     assert plan_retry(error, attempt=1).retry is retried
+
+
+@pytest.mark.parametrize(
+    "error, shown",
+    [
+        (PromotionUnavailable("the promotion webhook answered 500: down"), "the promotion webhook answered 500: down"),
+        (gidgethub.GitHubBroken(HTTPStatus(502)), "GitHub answered 502 (Bad Gateway)"),
+        (gidgethub.BadRequest(HTTPStatus(422), "Validation Failed"), "GitHub answered 422 (Validation Failed)"),
+        (GitHubRateLimited(status=403, retry_after=60, reason="secondary rate limit"), "GitHub asked the App to slow down (secondary rate limit)"),
+        (GitHubRateLimited(status=429, retry_after=12, reason="retry-after"), "GitHub asked the App to slow down"),
+        (asyncio.TimeoutError(), "GitHub did not answer (no answer in time)"),
+        (aiohttp.ServerDisconnectedError(), "GitHub did not answer (the connection was closed before an answer)"),
+        (PermanentFailure("no installation to act for"), "no installation to act for"),
+        (RuntimeError("a bug"), "an unexpected error; the App's log has the details"),
+    ],
+)
+def test_a_failure_is_shown_in_plain_words_while_the_logs_keep_its_class(error, shown):
+    plan = plan_retry(error, attempt=1)
+    assert failure_words(error) == shown and plan.shown == shown
+    if not isinstance(error, (PermanentFailure, gidgethub.BadRequest)):
+        assert plan.reason.startswith(type(error).__name__)
 
 
 def test_rate_limits_wait_as_long_as_asked():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .config import CONFIG_PATH, CONFIG_REFERENCE, ConfigProblem
@@ -50,10 +50,21 @@ class PromotionView:
     environment_url: str | None = None
     error: str | None = None
     forced: bool = False
+    # A pending promotion whose last try failed (its provider answered 5xx, or not at all)
+    # has that failure in `error`; the next try is `attempt` of at most `max_attempts`, due
+    # at `retry_at` (None while it is under way).
+    retry_at: datetime | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         if self.state not in PROMOTION_STATES:
             raise ValueError(f"unknown promotion state {self.state!r}")
+
+    @property
+    def retrying(self) -> bool:
+        """Waiting to be tried again after a failed try."""
+        return self.state == "pending" and bool(self.error)
 
 
 @dataclass(frozen=True)
@@ -326,6 +337,9 @@ def _title(view: ProposalView) -> str:
         promotion = view.promotion
         if promotion is not None and promotion.state == "failure":
             return f"Passed; the {production} deployment failed"
+        if promotion is not None and promotion.retrying:
+            count = retry_count(promotion)
+            return f"Passed; promoting to {production} failed, trying again" + (f" ({count})" if count else "")
         if promotion is not None and promotion.state in _PROMOTION_ACTIVE:
             return f"Passed: promoting to {production}"
         if promotion is not None and promotion.state == "failed":
@@ -412,6 +426,9 @@ def _promotion_line(view: ProposalView) -> str | None:
     who = "Forced promotion" if promotion.forced else "Promotion"
     deployment = f" (deployment {promotion.deployment_id})" if promotion.deployment_id is not None else ""
     start = f"{who} to {production} requested by {_login(promotion.requested_by)}{deployment}"
+    if promotion.retrying:
+        failed = _sentence(f"The last try failed: {escape_text(promotion.error)}")
+        return f"{start}: not made yet. {failed} {next_try_words(promotion, now=view.now)}"
     if promotion.state == "pending":
         line = f"{start}: starting."
     elif promotion.state == "created":
@@ -429,6 +446,31 @@ def _promotion_line(view: ProposalView) -> str | None:
     if promotion.error:
         line += f" Error: {escape_text(promotion.error)}"
     return line
+
+
+def retry_count(promotion: PromotionView) -> str | None:
+    """Which try of a promotion comes next, e.g. "try 4 of 12"; None when not known."""
+    if promotion.attempt and promotion.max_attempts:
+        return f"try {promotion.attempt} of {promotion.max_attempts}"
+    return None
+
+
+def next_try_words(promotion: PromotionView, *, now: datetime) -> str:
+    """When a promotion whose last try failed is tried again, as the status comment, the check
+    run and the proposal's page say it, e.g. "Trying again in 4m 10s (at 2026-11-02 09:05 UTC),
+    try 4 of 12."
+    """
+    if promotion.retry_at is not None and promotion.retry_at - now >= timedelta(seconds=1):
+        when = f"in {format_duration(promotion.retry_at - now)} (at {_utc(promotion.retry_at)})"
+    else:
+        when = "now"
+    count = retry_count(promotion)
+    return f"Trying again {when}, {count}." if count else f"Trying again {when}."
+
+
+def _sentence(text: str) -> str:
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 def preview_health_words(health: HealthView, rules: Rules) -> str:

@@ -7,11 +7,14 @@ for what an earlier attempt may have done, so that a promotion happens at most o
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+import aiohttp
 
 # Longer waits than this are not worth holding an effect for; the outbox's own backoff takes over.
 MAX_RETRY_AFTER = 3600.0
@@ -81,6 +84,21 @@ class PromotionProvider(Protocol):
 def is_retryable_status(status: int) -> bool:
     """Answers that may change if the same request is made again later."""
     return status in (408, 409, 429) or status >= 500
+
+
+def no_answer_words(error: BaseException) -> str:
+    """Why a call got no answer, in words for the people shown it (not aiohttp's class name)."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "no answer in time"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "its host name was not found"
+    if isinstance(error, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return "its TLS certificate or handshake was refused"
+    if isinstance(error, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+        return "could not connect"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "the connection was closed before an answer"
+    return "the connection failed"
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -21,6 +21,7 @@ from .base import (
     PromotionResult,
     PromotionUnavailable,
     is_retryable_status,
+    no_answer_words,
     retry_after_seconds,
 )
 
@@ -134,7 +135,7 @@ async def github_failures(action: str) -> AsyncIterator[None]:
             ) from error
         raise PromotionRefused(f"GitHub refused to {action} ({status}): {message}") from error
     except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-        raise PromotionUnavailable(f"GitHub did not answer when asked to {action}: {type(error).__name__}") from error
+        raise PromotionUnavailable(f"GitHub did not answer when asked to {action} ({no_answer_words(error)})") from error
 
 
 def _is_secondary_rate_limit(error: gidgethub.HTTPException) -> bool:

@@ -29,6 +29,7 @@ from .base import (
     PromotionResult,
     PromotionUnavailable,
     is_retryable_status,
+    no_answer_words,
     retry_after_seconds,
 )
 
@@ -183,7 +184,7 @@ class VercelProvider:
                 except ValueError:
                     answer = None
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise PromotionUnavailable(f"Vercel did not answer when asked to {what}: {type(error).__name__}") from error
+            raise PromotionUnavailable(f"Vercel did not answer when asked to {what} ({no_answer_words(error)})") from error
         log.debug("vercel answered", extra={"method": method, "path": path, "status": status})
         if 200 <= status < 300:
             return answer if isinstance(answer, dict) else {}

@@ -22,6 +22,7 @@ from .base import (
     PromotionResult,
     PromotionUnavailable,
     is_retryable_status,
+    no_answer_words,
     retry_after_seconds,
 )
 
@@ -90,7 +91,7 @@ class WebhookProvider:
                 answer = (await response.content.read(MAX_ERROR_SHOWN)).decode(errors="replace")
                 retry_after = retry_after_seconds(response.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise PromotionUnavailable(f"the promotion webhook did not answer: {type(error).__name__}") from error
+            raise PromotionUnavailable(f"the promotion webhook did not answer ({no_answer_words(error)})") from error
         if 200 <= status < 300:
             return PromotionResult(reference=delivery)
         shown = " ".join(answer.split())

@@ -265,3 +265,13 @@ async def has_failed(session: AsyncSession, *, proposal_id: int, kind: str) -> b
         select(Effect.id).where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status == "failed").limit(1)
     )
     return found is not None
+
+
+async def unfinished_effect(session: AsyncSession, *, proposal_id: int, kind: str) -> Effect | None:
+    """The newest effect of this kind for the proposal that is waiting or under way."""
+    return await session.scalar(
+        select(Effect)
+        .where(Effect.proposal_id == proposal_id, Effect.kind == kind, Effect.status.in_(("pending", "processing")))
+        .order_by(Effect.id.desc())
+        .limit(1)
+    )

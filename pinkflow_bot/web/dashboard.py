@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..governance.durations import format_duration
 from ..governance.permissions import Permission
-from ..governance.render import preview_health_words
+from ..governance.render import PromotionView, next_try_words, preview_health_words, retry_count
 from ..governance.rules import Rules
 from ..governance.tally import Choice
 from ..services import proposal_rules, utcnow
@@ -39,6 +39,14 @@ PROMOTION_LABELS = {
     "failure": "the deployment failed",
     "failed": "the promotion failed",
 }
+
+
+def promotion_label(promotion: PromotionView) -> str:
+    """The promotion's state in a few words; one whose last try failed says it is tried again."""
+    if promotion.retrying:
+        count = retry_count(promotion)
+        return "the last try failed, trying again" + (f" ({count})" if count else "")
+    return PROMOTION_LABELS.get(promotion.state, promotion.state)
 
 
 def rules_line(rules: Rules) -> str:
@@ -130,9 +138,10 @@ async def proposal_page(request: web.Request) -> web.Response:
         rules_line=rules_line(view.rules),
         choice_labels=CHOICE_LABELS,
         promotion=details.promotion,
-        promotion_label=PROMOTION_LABELS.get(details.promotion.state, details.promotion.state)
-        if details.promotion
-        else None,
+        promotion_label=promotion_label(view.promotion) if view.promotion else None,
+        # The error shown (while it is tried again, the last try's) and when the next try is.
+        promotion_error=view.promotion.error if view.promotion else None,
+        next_try=next_try_words(view.promotion, now=now) if view.promotion and view.promotion.retrying else None,
         promotion_blocker=details.promotion_blocker,
         # In the status comment's words; none until the preview has been checked.
         preview_health=preview_health_words(view.health, view.rules) if view.health is not None else None,

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..governance.render import PROPOSAL_STATES, ProposalView, preview_health_words
+from ..governance.render import PROPOSAL_STATES, PromotionView, ProposalView, preview_health_words
 from ..governance.rules import LOGIN_PATTERN, Rules
 from ..governance.tally import Tally
 from ..services import proposal_rules, utcnow
@@ -58,9 +58,10 @@ def _tally(tally: Tally, rules: Rules) -> dict[str, Any]:
     return {**tally.as_seed_dict(), "threshold": rules.threshold, "minVotes": rules.min_votes}
 
 
-def _promotion(promotion: Promotion | None) -> dict[str, Any] | None:
-    if promotion is None:
+def _promotion(promotion: Promotion | None, shown: PromotionView | None) -> dict[str, Any] | None:
+    if promotion is None or shown is None:
         return None
+    retrying = shown.retrying
     return {
         "state": promotion.state,
         "provider": promotion.provider,
@@ -68,7 +69,11 @@ def _promotion(promotion: Promotion | None) -> dict[str, Any] | None:
         "forced": promotion.forced,
         "deployment_id": promotion.deployment_id,
         "environment_url": promotion.environment_url,
-        "error": promotion.error,
+        # While pending after a failed try: that try's error, and when and which try is next.
+        "error": shown.error,
+        "retry_at": (iso(shown.retry_at) or None) if retrying else None,
+        "attempt": shown.attempt if retrying else None,
+        "max_attempts": shown.max_attempts if retrying else None,
         "requested_at": iso(promotion.requested_at),
         "completed_at": iso(promotion.completed_at) or None,
     }
@@ -132,7 +137,7 @@ def _details(details: ProposalDetails, *, settings, now: datetime) -> dict[str, 
             }
             for ballot in view.tally.ballots
         ],
-        "promotion": _promotion(details.promotion),
+        "promotion": _promotion(details.promotion, view.promotion),
         "audit": [_audit_event(event) for event in details.audit],
     }
 

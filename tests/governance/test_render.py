@@ -322,6 +322,30 @@ def test_promotion_state_is_shown(promotion, shown):
     assert shown in render_check_run(make_view("passed", PASSING, promotion=promotion)).summary
 
 
+def test_a_promotion_whose_last_try_failed_says_why_and_when_it_is_tried_again():
+    now = OPENED + timedelta(minutes=1)
+    retrying = PromotionView(
+        "dave", "pending", error="Vercel answered 503 when asked to create the production deployment: <busy>",
+        retry_at=now + timedelta(minutes=4, seconds=10), attempt=4, max_attempts=12,
+    )
+    view = make_view("passed", PASSING, now=now, promotion=retrying)
+    line = (
+        "Promotion to production requested by @dave: not made yet. The last try failed: Vercel answered 503 when "
+        "asked to create the production deployment: &lt;busy&gt;. Trying again in 4m 10s (at 2026-11-23 12:05 UTC), "
+        "try 4 of 12."
+    )
+    assert line in render_status_comment(view).replace("\\", "")
+    check_run = render_check_run(view)
+    assert line in check_run.summary.replace("\\", "")
+    assert check_run.title == "Passed; promoting to production failed, trying again (try 4 of 12)"
+    assert check_run.actions == ()  # no second promotion is offered meanwhile
+    # Its next try is under way (or overdue): it is tried again now.
+    under_way = make_view("passed", PASSING, now=now, promotion=replace(retrying, retry_at=None))
+    assert "Trying again now, try 4 of 12." in render_status_comment(under_way)
+    overdue = make_view("passed", PASSING, now=now + timedelta(hours=1), promotion=retrying)
+    assert "Trying again now, try 4 of 12." in render_status_comment(overdue)
+
+
 def test_rendering_is_deterministic():
     view = make_view("voting", PASSING, notes=("a",))
     assert render_status_comment(view) == render_status_comment(view)
