@@ -275,3 +275,61 @@ async def test_the_dashboard_and_a_proposal_page_on_a_phone_and_a_desktop(browse
         await screenshot(page, f"proposal-{viewport}")
         await check_accessibility(page)
         await page.close()
+
+
+# Each table as a person on the page sees it: what is cut off at the right edge, and the
+# column name shown beside each value.
+TABLES_AS_SEEN = """
+() => [...document.querySelectorAll("table")].map((table) => {
+  const region = table.closest(".table-scroll");
+  const headers = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  const cells = [...table.querySelectorAll("tbody tr")].flatMap((row) => [...row.children].map((cell, i) => ({
+    header: headers[i],
+    text: cell.textContent.trim(),
+    right: cell.getBoundingClientRect().right,
+    label: getComputedStyle(cell, "::before").content,
+    tag: cell.tagName,
+  })));
+  const shown = cells.filter((cell) => cell.text);
+  return {
+    caption: table.caption.textContent.trim(),
+    scrollsSideways: region.scrollWidth > region.clientWidth + 1,
+    cutOff: shown.filter((cell) => cell.right > window.innerWidth).map((cell) => `${cell.header}: ${cell.text}`),
+    unlabelled: shown.filter((cell) => cell.tag === "TD" && cell.label !== `"${cell.header}"`).map((cell) => cell.header),
+  };
+})
+"""
+
+
+async def test_on_a_phone_every_column_of_a_table_is_on_screen_with_its_name(browser, world):
+    shop = await world.open(SHOP, 12)
+    await world.open(DOCS, 3)
+    await world.say(SHOP, 12, ("/approve looks good on mobile and desktop", "ann"), ("/reject the footer overlaps", "dan"))
+    base = str(world.app.client.make_url("")).rstrip("/")
+    page = await open_page(browser, "phone")
+
+    await page.goto(f"{base}/")
+    [proposals] = await page.evaluate(TABLES_AS_SEEN)
+    assert proposals == {"caption": "The newest proposals first", "scrollsSideways": False, "cutOff": [], "unlabelled": []}
+    # The link to each proposal, in the last column, is there to tap without scrolling sideways.
+    details = page.get_by_role("link", name=f"Proposal {shop} details")
+    box = await details.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= VIEWPORTS["phone"]["width"]
+
+    await page.goto(f"{base}/proposals/{shop}")
+    tables = await page.evaluate(TABLES_AS_SEEN)
+    assert [table["caption"] for table in tables] == ["Votes that count: each voter's latest", "What happened, newest first"]
+    for table in tables:
+        assert (table["scrollsSideways"], table["cutOff"], table["unlabelled"]) == (False, [], []), table
+    votes = page.get_by_role("table", name="Votes that count: each voter's latest")
+    assert await votes.get_by_role("cell", name="the footer overlaps").is_visible()
+    await check_accessibility(page)
+    await page.close()
+
+    # On a desktop the same tables stay tables, one row a line under their column names.
+    page = await open_page(browser, "desktop")
+    await page.goto(f"{base}/proposals/{shop}")
+    assert await page.locator("table thead th").first.is_visible()
+    for table in await page.evaluate(TABLES_AS_SEEN):
+        assert table["unlabelled"] and not table["cutOff"]
+    await page.close()
