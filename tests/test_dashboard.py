@@ -210,6 +210,25 @@ async def test_malformed_proposal_addresses_answer_the_same_404_page(world, path
     assert "<h1>Proposal not found</h1>" in html
 
 
+@pytest.mark.parametrize("path", ["/proposal/1", "/dashboard", "/proposals/1/votes", "/setup/"])
+async def test_an_address_that_leads_nowhere_answers_a_page_that_says_so_and_leads_back(world, path):
+    response = await world.app.client.get(path)
+    html = await response.text()
+    assert response.status == 404
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<h1>Page not found</h1>" in html
+    assert '<a href="/">Back to the start page</a>' in html
+    assert '<nav aria-label="Main">' in html
+
+
+async def test_an_api_address_that_leads_nowhere_answers_json(world):
+    response = await world.app.client.get("/api/proposal/1")
+    assert response.status == 404
+    assert await response.json() == {"error": "not found"}
+    # Only GET and HEAD get the page: a POST elsewhere than the webhook intake still gets a plain 404.
+    assert (await world.app.client.post("/api/github/webhook", data=b"{}")).status == 404
+
+
 async def test_a_preview_address_that_is_not_http_is_shown_but_never_linked(world):
     shop = await world.open(SHOP, 12, url="javascript:alert(document.cookie)")
     _, html = await page(world, f"/proposals/{shop}")

@@ -10,15 +10,26 @@ from aiohttp import web
 from ..runtime import Runtime
 from . import api, clients, dashboard, intake, observability, proposals_api, setup
 from .keys import RUNTIME
+from .pages import error_page
 
 log = logging.getLogger(__name__)
+
+# Whether the application serves the pages (a worker's own health server does not).
+SERVES_PAGES = web.AppKey("serves_pages", bool)
 
 
 @web.middleware
 async def no_tracebacks(request: web.Request, handler):
-    """An unexpected error is logged in full and answered without internals."""
+    """An unexpected error is logged in full and answered without internals; an address
+    that leads nowhere is answered with a page (JSON under /api/), not aiohttp's bare text."""
     try:
         return await handler(request)
+    except web.HTTPNotFound:
+        if request.method not in ("GET", "HEAD") or not request.app.get(SERVES_PAGES, False):
+            raise
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": "not found"}, status=404)
+        return error_page(404, "Page not found", "There is no page at this address.")
     except web.HTTPException:
         raise
     except Exception:
@@ -35,6 +46,7 @@ def create_app(runtime: Runtime) -> web.Application:
     # Slightly over the limit so intake itself can answer 413 with a clear message.
     app = web.Application(client_max_size=runtime.settings.max_body_bytes + 1, middlewares=MIDDLEWARES)
     app[RUNTIME] = runtime
+    app[SERVES_PAGES] = True
     app.router.add_post("/api/github/webhooks", intake.receive_webhook)
     app.router.add_routes(MONITORING_ROUTES)
     app.router.add_get("/api/deployments/status", api.deployment_status)
