@@ -127,9 +127,21 @@ async def test_a_proposal_page_says_why_a_vote_did_not_count(world):
     _, html = await page(world, f"/proposals/{shop}")
     votes, audit = Tables(html).tables
     assert [row[0] for row in votes[1:]] == ["ann"]
-    # The voters left out of the tally are in the trail, with why.
-    assert ["tia", "vote not counted", "approve: needs write permission or above, has triage (`voters.min_permission` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
-    assert ["alice", "vote not counted", "approve: authors do not vote on their own pull request (`voters.allow_author` in .github/pinkflow.yml)"] in [row[1:] for row in audit]
+    # The voters left out of the tally are in the trail, with why: the setting to ask about
+    # is shown as code, not with the backticks of the status comment's markdown.
+    assert ["tia", "vote not counted", "approve: needs write permission or above, has triage (voters.min_permission in .github/pinkflow.yml)"] in [row[1:] for row in audit]
+    assert ["alice", "vote not counted", "approve: authors do not vote on their own pull request (voters.allow_author in .github/pinkflow.yml)"] in [row[1:] for row in audit]
+    assert "(<code>voters.allow_author</code> in .github/pinkflow.yml)" in html
+    assert "`" not in html
+
+
+async def test_a_reason_with_backticks_or_markup_is_shown_as_text_its_backticked_part_as_code(world):
+    shop = await world.open(SHOP, 12)
+    await world.say(SHOP, 12, ("/reject the `<footer>` overlaps <b>the</b> banner", "dan"))
+    _, html = await page(world, f"/proposals/{shop}")
+    shown = "the <code>&lt;footer&gt;</code> overlaps &lt;b&gt;the&lt;/b&gt; banner"
+    assert f'<td class="text" data-label="Reason">{shown}</td>' in html  # as GitHub shows the comment
+    assert f"reject (weight 1): {shown}" in html
 
 
 def preview_health_shown(html: str) -> str | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from ..governance.durations import format_duration
@@ -39,6 +41,16 @@ def web_url(url: str | None) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.netloc else None
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str | None) -> markupsafe.Markup:
+    """`text` escaped, its `backticked` parts (a setting's name, a command, as the status
+    comment writes them in markdown) shown as code rather than with their backticks."""
+    escaped = str(markupsafe.escape(text or ""))
+    return markupsafe.Markup(_CODE_SPAN.sub(r"<code>\1</code>", escaped))
+
+
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,
@@ -46,7 +58,7 @@ _environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_environment.filters.update(utc=utc, iso=iso, duration=format_duration, web_url=web_url)
+_environment.filters.update(utc=utc, iso=iso, duration=format_duration, web_url=web_url, code_spans=code_spans)
 
 
 def render(
