@@ -21,6 +21,8 @@ import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from .promotion.base import no_answer_words
+
 TIMEOUT_SECONDS = 5.0
 MAX_REDIRECTS = 5
 USER_AGENT = "pinkflow-bot (preview health check)"
@@ -138,25 +140,12 @@ async def check_preview(
         cause = error.__cause__ if isinstance(error.__cause__, RefusedAddress) else None
         if cause is not None:
             return HealthResult(None, None, f"not checked: {cause}")
-        return HealthResult(None, _ms(started), f"no answer: {_failure_in_words(error)}")
+        return HealthResult(None, _ms(started), f"no answer: {no_answer_words(error)}")
     except _Redirected as error:
         return HealthResult(error.status, _ms(started), str(error))
     except (ValueError, UnicodeError):  # a host no resolver accepts (an empty or overlong label)
         return HealthResult(None, None, "the preview URL's host is not a valid name")
     return HealthResult(status, _ms(started), None)
-
-
-def _failure_in_words(error: aiohttp.ClientError) -> str:
-    """What went wrong, for the people reading the status comment, not aiohttp's class name."""
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return "its host name was not found"
-    if isinstance(error, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
-        return "its TLS certificate or handshake was refused"
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return "could not connect"
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    return type(error).__name__
 
 
 class _Redirected(Exception):

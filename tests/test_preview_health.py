@@ -109,6 +109,46 @@ async def test_a_preview_inside_the_network_is_not_checked_and_blocks_when_requi
     assert world.calls_for("repos/create-deployment") == []
 
 
+class NotHttp:
+    """A preview URL whose port answers, but not in HTTP: another service, or a server
+    whose headers are too large to read."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(self.answer)
+        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture(
+    params=[b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 200 OK\r\nX-Trace: " + b"a" * 10_000 + b"\r\n\r\n"],
+    ids=["ssh", "huge-header"],
+)
+async def not_http(request) -> AsyncIterator[NotHttp]:
+    site = NotHttp(request.param)
+    server = await asyncio.start_server(site.handle, "127.0.0.1", 0)
+    site.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/pr-31/"
+    try:
+        yield site
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_preview_that_does_not_answer_in_http_is_shown_in_words(app, world, not_http):
+    await open_proposal(app, url=not_http.url)
+    comment = status_comment(world)
+    assert "Preview health: no answer: its answer was not valid HTTP." in comment
+    assert "ClientResponseError" not in comment
+    proposal_id = (await status(app))["proposal_id"]
+    page = await (await app.client.get(f"/proposals/{proposal_id}")).text()
+    assert "no answer: its answer was not valid HTTP." in page and "ClientResponseError" not in page
+
+
 # --- The check itself ------------------------------------------------------------------------
 
 

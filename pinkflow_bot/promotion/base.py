@@ -98,6 +98,12 @@ def no_answer_words(error: BaseException) -> str:
         return "could not connect"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "the connection was closed before an answer"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "its answer was cut off"
+    if isinstance(error, aiohttp.TooManyRedirects):
+        return "it redirected too many times"
+    if isinstance(error, aiohttp.ClientResponseError):  # a status line or headers that are not HTTP
+        return "its answer was not valid HTTP"
     return "the connection failed"
 
 
