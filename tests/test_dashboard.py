@@ -10,8 +10,11 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from pinkflow_bot.runtime import Runtime
 from pinkflow_bot.settings import Settings
+from pinkflow_bot.web.app import create_app
 from pinkflow_bot.links import link_is_valid, proposal_link
 from tests.harness import WEBHOOK_SECRET, app_under_test
 from tests.proposal_world import DOCS, SCRIPT_REASON, SHOP, VAULT, World, recent_clock, seed_world
@@ -252,6 +255,40 @@ async def test_an_empty_dashboard_says_how_proposals_appear(world):
     status, html = await page(world, "/")
     assert status == 200
     assert "No proposals of public repositories yet" in html and "<table" not in html
+
+
+@pytest.mark.parametrize(
+    ("public_url", "github_url", "why"),
+    [
+        pytest.param(None, None, "that is this machine's own address", id="PUBLIC_URL-unset"),
+        pytest.param("http://127.0.0.1:3000", None, "that is this machine's own address", id="loopback"),
+        pytest.param("http://192.168.1.20:3000", None, "that is an address on a private network", id="private-network"),
+        pytest.param("https://votes.example.org", None, None, id="public"),
+        pytest.param("http://10.0.0.5:3000", "https://ghe.internal", None, id="enterprise-server-on-the-same-network"),
+    ],
+)
+async def test_the_setup_page_warns_when_github_cannot_reach_the_webhook_url(tmp_path, public_url, github_url, why):
+    values = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'pinkflow.db'}", "PORT": "3000", "LOG_FORMAT": "text"}
+    values.update({"PUBLIC_URL": public_url} if public_url else {})
+    values.update({"GITHUB_URL": github_url} if github_url else {})
+    runtime = await Runtime.create(Settings.from_mapping(values, env_file=tmp_path / ".env"))
+    client = TestClient(TestServer(create_app(runtime)))
+    await client.start_server()
+    try:
+        response = await client.get("/setup")
+        html = unescape(" ".join((await response.text()).split()))
+    finally:
+        await client.close()
+        await runtime.close()
+    assert response.status == 200 and "<h1>Set up pinkflow-bot</h1>" in html
+    shown = f"GitHub cannot send webhooks to <code>{public_url or 'http://localhost:3000'}</code>: {why}, and GitHub refuses it"
+    if why is None:
+        assert "GitHub cannot send webhooks" not in html
+    else:
+        assert shown in html
+        assert "Set <code>PUBLIC_URL</code> to an address GitHub can reach" in html
+        # Said before the owner is chosen and the button is pressed.
+        assert html.index(shown) < html.index("Who will own the App") < html.index("Register pinkflow-bot on GitHub")
 
 
 def test_links_are_absolute_and_signed_only_for_private_repositories():

@@ -15,6 +15,7 @@ import dataclasses
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -112,6 +113,34 @@ def _fill_in(value: Any, public_url: str) -> Any:
 def app_manifest(settings: Settings, *, path: Path = MANIFEST_PATH) -> dict[str, Any]:
     """`app-manifest.yml` with this server's public address filled in."""
     return _fill_in(yaml.safe_load(path.read_text()), settings.public_url)
+
+
+def _address_kind(host: str | None) -> str | None:
+    """"loopback" for this machine's own names and addresses, "private" for a private
+    network's addresses, None for any other host."""
+    host = (host or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_loopback or address.is_unspecified:
+        return "loopback"
+    return "private" if address.is_private or address.is_link_local else None
+
+
+def unreachable_public_url(settings: Settings) -> str | None:
+    """Why GitHub could not send webhooks to `PUBLIC_URL` (GitHub refuses such a webhook
+    URL when the App is registered), or None when it may."""
+    here = _address_kind(urlsplit(settings.public_url).hostname)
+    github = _address_kind(urlsplit(settings.github_url).hostname)
+    if here == "loopback" and github != "loopback":
+        return "that is this machine's own address"
+    # A GitHub Enterprise Server may well be on the same private network; github.com is not.
+    if here == "private" and urlsplit(settings.github_url).hostname == "github.com":
+        return "that is an address on a private network"
+    return None
 
 
 def registration_url(settings: Settings, *, organization: str | None, state: str) -> str:
@@ -277,6 +306,8 @@ async def setup_page(request: web.Request) -> web.Response:
         action_url=action_url,
         # Only the name: the page is public until the App is registered.
         env_file=env_file_path(settings).name,
+        public_url=settings.public_url,
+        unreachable=unreachable_public_url(settings),
         form_targets=(_origin(settings.github_url),),
         private=True,
     )
