@@ -917,6 +917,7 @@ class GovernanceService:
             # A promotion that failed for good may be asked for again.
             already_promoted=existing is not None and existing.state != "failed",
             preview_healthy=preview_health(proposal),
+            closes_at=proposal.closes_at,
         )
         if proposal.config_problems:
             # Fails closed, forced or not: nobody knows which rules were meant.
@@ -991,6 +992,7 @@ class GovernanceService:
                 opened_at=proposal.opened_at,
                 now=now,
                 preview_healthy=preview_health(proposal),
+                closes_at=proposal.closes_at,
             )
 
     async def cancel_promotion(self, *, proposal_id: int, reason: str) -> None:

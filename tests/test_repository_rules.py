@@ -301,7 +301,14 @@ async def test_a_min_voting_time_longer_than_the_period_is_waited_out_after_the_
     assert await app.runtime.service.close_due_proposals() == 1  # closes as passed, not promotable yet
     await app.drain()
     assert world.check_run_actions[check_run(world)["id"]] == []
-    assert "Promotion waits: the vote must stay open for at least 2h (1h left)" in status_comment(world)
+    waits = "the minimum voting time (2h from the vote's opening) ends in 1h"
+    assert "Voting closed at 2026-11-02 10:00 UTC." in status_comment(world)
+    assert f"Promotion waits: {waits}." in status_comment(world)
+    assert check_run(world)["output"]["title"].endswith(f"; promotion waits: {waits}")
+    if not auto:
+        await app.deliver(vote("/promote", "dan"))
+        assert f"@dan: not promoted: {waits}" in status_comment(world)
+    assert "must stay open" not in status_comment(world) + check_run(world)["output"]["summary"]
 
     clock.advance(hours=1)
     assert await app.runtime.service.close_due_proposals() == 1

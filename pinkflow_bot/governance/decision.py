@@ -68,11 +68,13 @@ def proposal_blocker(
     opened_at: datetime,
     now: datetime,
     preview_healthy: bool | None = None,
+    closes_at: datetime | None = None,
 ) -> str | None:
     """Why the proposal itself cannot be promoted now, whoever asks; None when it can.
 
     `preview_healthy` only matters where `preview_health.required` is set, and then
-    an unknown health blocks too.
+    an unknown health blocks too. `closes_at`, the end of the voting period, tells a vote
+    that is still open from one that closed.
     """
     if held:
         return "on hold"
@@ -80,11 +82,12 @@ def proposal_blocker(
         return "the vote has not passed"
     open_for = now - opened_at
     if open_for < rules.min_voting_time:
-        left = rules.min_voting_time - open_for
-        return (
-            f"the vote must stay open for at least {format_duration(rules.min_voting_time)}"
-            f" ({format_duration(max(left, timedelta(seconds=1)))} left)"
-        )
+        minimum = format_duration(rules.min_voting_time)
+        left = format_duration(max(rules.min_voting_time - open_for, timedelta(seconds=1)))
+        if closes_at is not None and now >= closes_at:
+            # A min_voting_time longer than the voting period: the vote has closed already.
+            return f"the minimum voting time ({minimum} from the vote's opening) ends in {left}"
+        return f"the vote must stay open for at least {minimum} ({left} left)"
     if rules.preview_health_required and preview_healthy is not True:
         state = "unknown" if preview_healthy is None else "failing"
         return f"the preview must answer without error first (its health is {state})"
@@ -102,6 +105,7 @@ def promotion_refusal(
     force: bool = False,
     already_promoted: bool = False,
     preview_healthy: bool | None = None,
+    closes_at: datetime | None = None,
 ) -> str | None:
     """Why a promotion asked for now may not go ahead; None when it may.
 
@@ -128,6 +132,7 @@ def promotion_refusal(
         opened_at=opened_at,
         now=now,
         preview_healthy=preview_healthy,
+        closes_at=closes_at,
     )
 
 

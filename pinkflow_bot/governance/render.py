@@ -311,6 +311,7 @@ def promotion_blocker(view: ProposalView) -> str | None:
         opened_at=view.opened_at,
         now=view.now,
         preview_healthy=None if view.health is None else view.health.ok,
+        closes_at=view.closes_at,
     )
 
 

@@ -121,6 +121,15 @@ def refusal(**changes):
             "the vote must stay open for at least 2h (1h 55m left)", id="min-voting-time",
         ),
         pytest.param(
+            {"rules": Rules(min_voting_time=timedelta(hours=2)), "closes_at": OPENED + timedelta(hours=1)},
+            "the vote must stay open for at least 2h (1h 55m left)", id="min-voting-time-while-open",
+        ),
+        pytest.param(
+            {"rules": Rules(voting_period=timedelta(hours=1), min_voting_time=timedelta(hours=2)),
+             "now": OPENED + timedelta(hours=1), "closes_at": OPENED + timedelta(hours=1)},
+            "the minimum voting time (2h from the vote's opening) ends in 1h", id="min-voting-time-after-the-vote-closed",
+        ),
+        pytest.param(
             {"rules": Rules(min_voting_time=timedelta(minutes=5))}, None, id="min-voting-time-just-reached",
         ),
         pytest.param(
