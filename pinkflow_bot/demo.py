@@ -33,7 +33,17 @@ from .web.app import create_app
 REPO = "acme/storefront"
 PR = 42
 HEAD_SHA = "9f3c2a7e5b1d4c6f8a0e2b4d6f8a1c3e5b7d9f02"
-PREVIEW_URL = "https://storefront-git-new-checkout-acme.vercel.app"
+# The pull request's preview deployment: a page the demo serves itself, so that its link
+# opens and its health check answers, with nothing asked of the internet.
+PREVIEW_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Preview of acme/storefront#42</title></head>
+<body><h1>acme/storefront #42: the new checkout</h1>
+<p>This page stands in for the pull request's preview deployment (Vercel's, Netlify's or an
+Actions job's). The demo serves it so that the bot can check its health.</p></body>
+</html>
+"""
 CAST = [  # (login, role, comment): who says what, in order
     ("rita", "read", "/approve love it"),
     ("sam-the-author", "admin", "/approve ship it"),
@@ -103,7 +113,7 @@ class Webhooks:
             "installation": {"id": 1},
         }
 
-    async def preview_ready(self) -> None:
+    async def preview_ready(self, preview_url: str) -> None:
         deployment_id = next(self._ids)
         await self.send(
             "deployment_status",
@@ -113,7 +123,7 @@ class Webhooks:
                 "deployment": {"id": deployment_id, "sha": HEAD_SHA, "ref": HEAD_SHA, "environment": "Preview"},
                 "deployment_status": {
                     "id": next(self._ids), "state": "success", "environment": "Preview",
-                    "environment_url": PREVIEW_URL, "target_url": PREVIEW_URL,
+                    "environment_url": preview_url, "target_url": preview_url,
                 },
                 "sender": _user("vercel[bot]", 35613825, "Bot"),
             },
@@ -154,8 +164,11 @@ def _report(fake, out: TextIO, *, dashboard: str) -> None:
     write("--- Reactions (😕: not counted, the status comment says why; counted commands get none) ---\n")
     for comment in fake.comments_on(REPO, PR):
         if comment["user"]["type"] == "User":
-            first_line = comment["body"].splitlines()[0]
-            write(f"  {comment['user']['login']:>15}: {first_line[:50]:<50} {' '.join(fake.reaction_contents(comment['id'])) or '(none)'}\n")
+            # Every line: the first alone would show only the quoted command of a comment whose vote is below it.
+            first, *more = [line for line in comment["body"].splitlines() if line.strip()]
+            write(f"  {comment['user']['login']:>15}: {first[:50]:<50} {' '.join(fake.reaction_contents(comment['id'])) or '(none)'}\n")
+            for line in more:
+                write(f"  {'':>15}  {line[:50]}\n")
     for run in fake.check_runs_for(REPO, HEAD_SHA, name=CHECK_RUN_NAME):
         write(f"\n--- Check run '{CHECK_RUN_NAME}' ---\n  {run['status']} / {run['conclusion']}: {run['output']['title']}\n")
     production = [d for d in fake.deployments.values() if d["environment"] == "production"]
@@ -172,7 +185,9 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
     await github.start()
     runtime: Runtime | None = None
     runner: web.AppRunner | None = None
+    preview: web.AppRunner | None = None
     try:
+        preview, preview_url = await _serve_preview(host)
         folder = Path(tempfile.mkdtemp(prefix="pinkflow-demo-"))
         settings = Settings.from_mapping(
             {
@@ -183,6 +198,8 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
                 "GITHUB_API_URL": github.fake.url,
                 "PORT": str(port),
                 "PUBLIC_URL": f"http://{host}:{port}",
+                # The preview is served on this machine.
+                "PREVIEW_HEALTH_ALLOW_LOOPBACK": "true",
             }
         )
         runtime = await Runtime.create(settings)
@@ -194,7 +211,7 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
         async with aiohttp.ClientSession() as http:
             hooks = Webhooks(http, url=f"http://{host}:{port}/api/github/webhooks", secret=settings.webhook_secret)
             out.write("1. Vercel reports the preview of acme/storefront#42 ready\n")
-            await hooks.preview_ready()
+            await hooks.preview_ready(preview_url)
             await _settled(runtime)
             out.write("2. People vote in comments (the author, a read-only user and a quoted command do not count)\n")
             for login, _, body in CAST:
@@ -221,7 +238,23 @@ async def run_demo(*, port: int = 3000, host: str = "127.0.0.1", out: TextIO = s
             await runner.cleanup()
         if runtime is not None:
             await runtime.close()
+        if preview is not None:
+            await preview.cleanup()
         await github.close()
+
+
+async def _serve_preview(host: str) -> tuple[web.AppRunner, str]:
+    """The preview deployment's page on a free port; its runner and address."""
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PREVIEW_PAGE, content_type="text/html")
+
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, 0).start()
+    return runner, f"http://{host}:{runner.addresses[0][1]}"
 
 
 async def _listen(runner: web.AppRunner, host: str, port: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 
@@ -36,11 +37,19 @@ async def test_the_demo_plays_a_vote_prints_what_the_bot_posted_and_keeps_the_da
         assert "| @olivia | ✅ approve | 3 | checkout flow works on mobile and desktop |" in output
         assert "@rita: not counted" in output and "@sam-the-author: not counted" in output
         assert "completed / success: Promoted to production" in output
+        # The preview is served by the demo itself: its link opens and its health check answers.
+        [preview_url] = re.findall(r"\*\*Preview:\*\* <(http://127\.0\.0\.1:\d+)> \(environment Preview\)", output)
+        assert re.search(r"^Preview health: answers 200 in \d+ ms\.$", output, re.MULTILINE)
+        # A comment's every line is shown: dan's vote is the /abstain under his quoted /reject.
+        assert re.search(r"dan: > /reject +\(none\)\n +Quoting myself: the footer is fixed now\.\n +/abstain\n", output)
         assert output.count("--- Production deployment ---") == 1
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/") as response:
                 assert response.status == 200
                 assert "acme/storefront" in await response.text()
+            async with http.get(preview_url) as response:
+                assert response.status == 200
+                assert "acme/storefront #42" in await response.text()
         process.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
     finally:
