@@ -79,8 +79,24 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+            # A line that names its error in one line keeps it; the traceback goes beside it.
+            entry["traceback" if isinstance(entry.get("error"), str) else "error"] = self.formatException(record.exc_info)
+        # Each value is masked before it is encoded: a secret at the start of one of its lines
+        # is found as in the text format, and a mask never eats the quotes that end the line.
+        # The encoded line is masked again for what only shows there (a "token" key's value).
+        return redact(json.dumps(_masked(entry), ensure_ascii=False))
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(key)): _masked(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_masked(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
 
 
 class TextFormatter(logging.Formatter):
@@ -90,17 +106,27 @@ class TextFormatter(logging.Formatter):
             key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRS and not key.startswith("_")
         }}
         context = " ".join(f"{k}={v}" for k, v in fields.items())
-        line = super().format(record)
-        return redact(f"{line} {context}".rstrip())
+        # The fields on the line of the message, before a traceback's lines, not after its last.
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = f"{self.formatMessage(record)} {context}".rstrip()
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return redact(line)
+
+
+def formatter(fmt: str) -> logging.Formatter:
+    """The formatter of `LOG_FORMAT`: json, or text."""
+    return JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure_logging(*, level: str = "info", fmt: str = "json", secrets: tuple[str, ...] = ()) -> None:
     register_secrets(*secrets)
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
