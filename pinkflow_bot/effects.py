@@ -17,6 +17,7 @@ import gidgethub
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import metrics
+from .failure_logs import FailureLog, one_line
 from .github.client import GitHubApp, TeamMemberships
 from .governance.commands import parse_commands
 from .governance.durations import format_duration
@@ -148,8 +149,10 @@ class EffectRunner:
         clock: Callable[[], datetime] = utcnow,
         lease: timedelta = timedelta(seconds=60),
         http: aiohttp.ClientSession | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         self._lease = lease
+        self._failures = failures or FailureLog()
         self._sessions = sessions
         self._single_writer = single_writer(sessions)
         self._github = github
@@ -236,10 +239,16 @@ class EffectRunner:
             except Exception as error:  # whatever happened, the outbox goes on
                 failures = effect.attempts - effect.rate_limit_waits
                 plan = plan_retry(error, attempt=failures, rate_limit_waits=effect.rate_limit_waits)
+                fields: dict[str, Any] = {"attempt": effect.attempts, "error": one_line(plan.reason)}
                 if not isinstance(
                     error, (gidgethub.GitHubException, aiohttp.ClientError, asyncio.TimeoutError, PermanentFailure, PromotionError)
                 ):
-                    log.exception("effect raised")
+                    # Most likely a bug: its traceback, once a window while it repeats.
+                    repeats = self._failures.repeats(error)
+                    if repeats:
+                        fields["same_error_since_traceback"] = repeats
+                    else:
+                        log.error("effect raised", exc_info=error)
                 if plan.rate_limited:
                     retried = effect.rate_limit_waits < MAX_EFFECT_RATE_LIMIT_WAITS
                 else:
@@ -247,7 +256,7 @@ class EffectRunner:
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="retried" if retried else "failed").inc()
                 # The logs get the error's class; what people are shown (kept with the effect) does not.
                 if retried:
-                    log.info("effect will be retried", extra={"retry_in_s": round(plan.delay.total_seconds(), 2), "error": plan.reason})
+                    log.info("effect will be retried", extra={**fields, "retry_in_s": round(plan.delay.total_seconds(), 2)})
                     async with write_transaction(self._sessions) as session:
                         await outbox.retry_effect(
                             session, effect, now=self._clock(), delay=plan.delay, error=plan.shown, rate_limited=plan.rate_limited
@@ -260,7 +269,7 @@ class EffectRunner:
                                     installation_id=effect.installation_id,
                                 )
                 else:
-                    log.warning("effect failed for good", extra={"error": plan.reason})
+                    log.warning("effect failed for good", extra=fields)
                     shown = plan.shown if not plan.retry else f"{plan.shown} ({self._gave_up(effect, failures, plan)})"
                     async with write_transaction(self._sessions) as session:
                         await outbox.fail_effect(session, effect, now=self._clock(), error=shown)
@@ -269,6 +278,9 @@ class EffectRunner:
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
                 async with write_transaction(self._sessions) as session:
                     await outbox.complete_effect(session, effect, now=self._clock())
+                if effect.last_error:
+                    # After its failures were logged, its end is too (a provider that answers again).
+                    log.info("effect done", extra={"attempt": effect.attempts})
 
     def _gave_up(self, effect: Effect, failures: int, plan: RetryPlan) -> str:
         """How long an effect that might have healed was tried, e.g. "gave up after 12 tries in 18m"."""

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import metrics
 from .effects import EffectRunner
+from .failure_logs import FailureLog, one_line
 from .github.client import GitHubApp
 from .handlers.context import HandlerContext
 from .logs import log_context
@@ -98,8 +99,11 @@ class Worker:
         self._clock = clock
         # How long a claim holds before another worker may take the work over (after a crash).
         self._lease = lease
+        # Deliveries and effects share it: the same error, whichever failed, has its traceback once a window.
+        self._failures = FailureLog()
         self._effects = EffectRunner(
-            sessions=sessions, github=github, service=service, clock=clock, lease=lease, http=http
+            sessions=sessions, github=github, service=service, clock=clock, lease=lease, http=http,
+            failures=self._failures,
         )
         # Intake in the same process wakes one idle delivery loop per stored delivery, so
         # new work starts at once without every loop racing to claim it; other processes'
@@ -274,7 +278,7 @@ class Worker:
                 plan = plan_retry(
                     error, attempt=delivery.attempts - delivery.rate_limit_waits, rate_limit_waits=delivery.rate_limit_waits
                 )
-                log.warning("delivery failed", exc_info=True, extra={"attempt": delivery.attempts, "error": plan.reason})
+                self._failures.log(log, logging.WARNING, "delivery failed", error, attempt=delivery.attempts, error=one_line(plan.reason))
                 async with write_transaction(self._sessions) as session:
                     held = await inbox.fail_delivery(
                         session, seq=delivery.seq, attempt=delivery.attempts, now=self._clock(), error=plan.reason,

@@ -47,16 +47,52 @@ log = logging.getLogger(__name__)
 Roster = Mapping[str, Permission]
 
 
+class GitHubOutage:
+    """Calls to GitHub that failed in a row (no answer, or a 5xx). Each failed delivery and
+    effect logs its own line; the first answer after them is logged here, with how many
+    calls failed and for how long, so the end of an outage can be read in the log too."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failed = 0
+        self._since = 0.0
+
+    def failed(self) -> None:
+        if not self._failed:
+            self._since = self._clock()
+        self._failed += 1
+
+    def answered(self) -> None:
+        if self._failed:
+            log.info(
+                "calls to GitHub work again",
+                extra={"failed_calls": self._failed, "failing_for_s": round(self._clock() - self._since, 1)},
+            )
+            self._failed = 0
+
+
 class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
     """Pins the REST API version, so answers keep the shape the App was written for, and
     turns rate limits into `GitHubRateLimited` with the wait GitHub asked for."""
 
+    def __init__(self, *args, outage: GitHubOutage | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._outage = outage or GitHubOutage()
+
     async def _request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], bytes]:
-        status, answer_headers, answer = await super()._request(
-            method, url, {**headers, "x-github-api-version": API_VERSION}, body
-        )
+        try:
+            status, answer_headers, answer = await super()._request(
+                method, url, {**headers, "x-github-api-version": API_VERSION}, body
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            self._outage.failed()
+            raise
+        if status >= 500:
+            self._outage.failed()
+        else:
+            self._outage.answered()
         # Routes from the API root: GitHub Enterprise Server's `/api/v3` prefix is not a route.
         path = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path.rstrip("/"))
         metrics.GITHUB_REQUESTS.labels(method=method, route=metrics.github_route(path), status=str(status)).inc()
@@ -73,8 +109,11 @@ class _VersionedClient(gidgethub.aiohttp.GitHubAPI):
 class AppClient(_VersionedClient):
     """Acts as the App itself: every request carries a current App JWT."""
 
-    def __init__(self, session: aiohttp.ClientSession, requester: str, *, auth: AppAuth, base_url: str) -> None:
-        super().__init__(session, requester, base_url=base_url)
+    def __init__(
+        self, session: aiohttp.ClientSession, requester: str, *, auth: AppAuth, base_url: str,
+        outage: GitHubOutage | None = None,
+    ) -> None:
+        super().__init__(session, requester, base_url=base_url, outage=outage)
         self._auth = auth
 
     async def _request(
@@ -98,8 +137,9 @@ class InstallationClient(_VersionedClient):
         installation_id: int,
         oauth_token: str,
         base_url: str,
+        outage: GitHubOutage | None = None,
     ) -> None:
-        super().__init__(session, requester, oauth_token=oauth_token, base_url=base_url)
+        super().__init__(session, requester, oauth_token=oauth_token, base_url=base_url, outage=outage)
         self._auth = auth
         self._app_client = app_client
         self.installation_id = installation_id
@@ -160,6 +200,7 @@ class GitHubApp:
         self._app_lock = asyncio.Lock()
         self._app_page: str | None = None
         self._bot_login: str | None = None
+        self._outage = GitHubOutage(clock=clock)
 
     async def _asked_app(self) -> dict | Exception:
         """GitHub's answer to `GET /app` for these credentials, or why there is none; asked at
@@ -211,7 +252,7 @@ class GitHubApp:
         return self._bot_login
 
     def app_client(self) -> AppClient:
-        return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url)
+        return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url, outage=self._outage)
 
     async def installation_client(self, installation_id: int) -> InstallationClient:
         app_client = self.app_client()
@@ -224,6 +265,7 @@ class GitHubApp:
             installation_id=installation_id,
             oauth_token=token,
             base_url=self.api_url,
+            outage=self._outage,
         )
 
     async def permission(

@@ -193,7 +193,8 @@ class FakeGitHub:
         app.router.add_route("*", "/{tail:.*}", self._serve)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # Once started, on the same port again (after `stop_answering`).
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port or 0)
         await site.start()
         self._port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -201,6 +202,14 @@ class FakeGitHub:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def stop_answering(self) -> None:
+        """GitHub cannot be reached: its port is closed, so calls get "connection refused"
+        until `answer_again()`, which opens the same port with the same state."""
+        await self.close()
+
+    async def answer_again(self) -> None:
+        await self.start()
 
     async def __aenter__(self) -> FakeGitHub:
         await self.start()
@@ -644,6 +653,10 @@ class FakeGitHub:
         if operation_id is not None and operation_id not in self.spec.operations:
             raise ValueError(f"no operation {operation_id!r} in the description")
         self._faults.append(Fault(operation_id, status, times, dict(headers or {}), body, effect_applied))
+
+    def stop_failing(self) -> None:
+        """Faults not answered yet are dropped: the requests after this are answered as usual."""
+        self._faults.clear()
 
     def _take_fault(self, operation_id: str) -> Fault | None:
         for fault in self._faults:
