@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .characters import storable
+
 MAX_REASON_LENGTH = 500
 
 # Stands in for hidden inline text (a code span, an HTML comment) on its line, so that
@@ -681,8 +683,8 @@ def strip_non_command_text(body: str) -> str:
 
 
 def _clean_reason(text: str) -> str:
-    # NUL as GitHub shows it (CommonMark's U+FFFD): a database's text cannot hold it.
-    reason = " ".join(text.replace("\x00", "\ufffd").split())
+    # NUL as GitHub shows it (CommonMark's U+FFFD), as it is stored.
+    reason = " ".join(storable(text).split())
     if len(reason) > MAX_REASON_LENGTH:
         reason = reason[: MAX_REASON_LENGTH - 1].rstrip() + "…"
     return reason

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..governance.characters import storable, storable_json
+
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,6 +50,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
+class StoredString(TypeDecorator[str]):
+    """A text column: what is written to it (from a payload, GitHub's or a provider's
+    answer, a file) is stored with NUL and lone surrogates as U+FFFD, which every database
+    takes, instead of failing the transaction that writes it."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return storable(value) if isinstance(value, str) else value
+
+
+class StoredText(StoredString):
+    impl = Text
+    cache_ok = True
+
+
+class StoredJSON(TypeDecorator[Any]):
+    """A JSON column whose strings (keys too) are stored as StoredString stores text."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True  # None is stored as JSON's null, as JSON stores it
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return storable_json(value)
+
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -67,6 +97,9 @@ class Delivery(Base):
     action: Mapped[str | None] = mapped_column(String(100))
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
     # Deliveries with the same key are handled one at a time, in order of arrival.
+    # Intake inserts with a statement of its own (storage/inbox.py), so these columns are
+    # plain: it makes serial_key storable itself, and the body is JSON text, valid UTF-8
+    # with its NULs escaped. `error`, written by the worker, is a StoredText.
     serial_key: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
@@ -76,7 +109,7 @@ class Delivery(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(StoredText)
 
     __table_args__ = (
         Index("ix_deliveries_status_seq", "status", "seq"),
@@ -88,7 +121,7 @@ class Installation(Base):
     __tablename__ = "installations"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    account_login: Mapped[str] = mapped_column(String(100))
+    account_login: Mapped[str] = mapped_column(StoredString(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -101,11 +134,11 @@ class PullRequest(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
-    repo_full_name: Mapped[str] = mapped_column(String(200))
+    repo_full_name: Mapped[str] = mapped_column(StoredString(200))
     number: Mapped[int] = mapped_column(Integer)
-    head_sha: Mapped[str] = mapped_column(String(64))
-    author: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(20))
+    head_sha: Mapped[str] = mapped_column(StoredString(64))
+    author: Mapped[str] = mapped_column(StoredString(100))
+    state: Mapped[str] = mapped_column(StoredString(20))
     status_comment_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -122,18 +155,18 @@ class Proposal(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
-    repo_full_name: Mapped[str] = mapped_column(String(200))
+    repo_full_name: Mapped[str] = mapped_column(StoredString(200))
     repo_private: Mapped[bool] = mapped_column(Boolean, default=False)
     pr_number: Mapped[int] = mapped_column(Integer)
-    pr_author: Mapped[str] = mapped_column(String(100))
-    head_sha: Mapped[str] = mapped_column(String(64))
+    pr_author: Mapped[str] = mapped_column(StoredString(100))
+    head_sha: Mapped[str] = mapped_column(StoredString(64))
     preview_deployment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    preview_url: Mapped[str | None] = mapped_column(Text)
-    environment: Mapped[str | None] = mapped_column(String(255))
+    preview_url: Mapped[str | None] = mapped_column(StoredText)
+    environment: Mapped[str | None] = mapped_column(StoredString(255))
     # voting, passed, rejected, expired, superseded, cancelled, promoted
-    state: Mapped[str] = mapped_column(String(20), default="voting")
-    superseded_by: Mapped[str | None] = mapped_column(String(64))
-    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(StoredString(20), default="voting")
+    superseded_by: Mapped[str | None] = mapped_column(StoredString(64))
+    rules: Mapped[dict[str, Any]] = mapped_column(StoredJSON)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -143,14 +176,14 @@ class Proposal(Base):
     check_run_id: Mapped[int | None] = mapped_column(BigInteger)
     # GitHub does not reopen a completed check run: going back to voting needs a new one.
     check_run_completed: Mapped[bool] = mapped_column(Boolean, default=False)
-    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[list[str]] = mapped_column(StoredJSON, default=list)
     # Problems of `.github/pinkflow.yml` (key, line, message) when the proposal opened or was
     # last refreshed: while there are any, nothing is counted or promoted.
-    config_problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    config_problems: Mapped[list[dict[str, Any]] | None] = mapped_column(StoredJSON)
     # The last check of the preview URL (+ `preview_health.path`).
     health_status: Mapped[int | None] = mapped_column(Integer)
     health_elapsed_ms: Mapped[int | None] = mapped_column(Integer)
-    health_error: Mapped[str | None] = mapped_column(Text)
+    health_error: Mapped[str | None] = mapped_column(StoredText)
     health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -166,11 +199,11 @@ class Ballot(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
-    voter: Mapped[str] = mapped_column(String(100))
-    choice: Mapped[str] = mapped_column(String(20))  # approve, reject, abstain, retract
+    voter: Mapped[str] = mapped_column(StoredString(100))
+    choice: Mapped[str] = mapped_column(StoredString(20))  # approve, reject, abstain, retract
     weight: Mapped[int] = mapped_column(Integer)
-    permission: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    permission: Mapped[str] = mapped_column(StoredString(20))
+    reason: Mapped[str] = mapped_column(StoredText, default="")
     comment_id: Mapped[int | None] = mapped_column(BigInteger)
     cast_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -182,17 +215,17 @@ class Promotion(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), unique=True)
-    provider: Mapped[str] = mapped_column(String(40))
-    requested_by: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(StoredString(40))
+    requested_by: Mapped[str] = mapped_column(StoredString(100))
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     # pending, created, failed; then, as the production deployment reports: in_progress, success, failure
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(StoredString(20), default="pending")
     # The GitHub deployment to production that is followed (created here, or by the provider's CD).
     deployment_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     # The provider's own id of what it did (a Vercel deployment, a webhook delivery).
-    reference: Mapped[str | None] = mapped_column(String(200))
-    environment_url: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(StoredString(200))
+    environment_url: Mapped[str | None] = mapped_column(StoredText)
+    error: Mapped[str | None] = mapped_column(StoredText)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -205,9 +238,9 @@ class Effect(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"))
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, processing, done, failed
+    kind: Mapped[str] = mapped_column(StoredString(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(StoredJSON, default=dict)
+    status: Mapped[str] = mapped_column(StoredString(20), default="pending")  # pending, processing, done, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # How many of the attempts ended waiting for GitHub's rate limit: they use up no attempt.
     rate_limit_waits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -215,7 +248,7 @@ class Effect(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(StoredText)
 
     __table_args__ = (
         Index("ix_effects_status_not_before", "status", "not_before"),
@@ -230,9 +263,9 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
-    actor: Mapped[str] = mapped_column(String(100))
-    action: Mapped[str] = mapped_column(String(40))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(StoredString(100))
+    action: Mapped[str] = mapped_column(StoredString(40))
+    detail: Mapped[str] = mapped_column(StoredText, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -243,11 +276,11 @@ class Hold(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
-    login: Mapped[str] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(Text, default="")
+    login: Mapped[str] = mapped_column(StoredString(100))
+    reason: Mapped[str] = mapped_column(StoredText, default="")
     held_at: Mapped[datetime] = mapped_column(UTCDateTime)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    released_by: Mapped[str | None] = mapped_column(String(100))
+    released_by: Mapped[str | None] = mapped_column(StoredString(100))
 
 
 class ProtectionRuleRequest(Base):
@@ -258,13 +291,13 @@ class ProtectionRuleRequest(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     installation_id: Mapped[int | None] = mapped_column(BigInteger)
-    repo_full_name: Mapped[str] = mapped_column(String(200))
-    head_sha: Mapped[str] = mapped_column(String(64))
+    repo_full_name: Mapped[str] = mapped_column(StoredString(200))
+    head_sha: Mapped[str] = mapped_column(StoredString(64))
     run_id: Mapped[int] = mapped_column(BigInteger)
-    environment: Mapped[str] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(StoredString(255))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # approved or rejected, once decided; answered_at once GitHub took the answer.
-    answer: Mapped[str | None] = mapped_column(String(20))
+    answer: Mapped[str | None] = mapped_column(StoredString(20))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -280,8 +313,8 @@ class CommandUse(Base):
     __tablename__ = "command_uses"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    repo_full_name: Mapped[str] = mapped_column(String(200))
-    login: Mapped[str] = mapped_column(String(100))  # lower-case
+    repo_full_name: Mapped[str] = mapped_column(StoredString(200))
+    login: Mapped[str] = mapped_column(StoredString(100))  # lower-case
     commands: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -295,7 +328,7 @@ class InstallationRepository(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     installation_id: Mapped[int] = mapped_column(BigInteger)
-    repo_full_name: Mapped[str] = mapped_column(String(200))
+    repo_full_name: Mapped[str] = mapped_column(StoredString(200))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
