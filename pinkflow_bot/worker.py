@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from . import metrics
 from .effects import EffectRunner
-from .failure_logs import FailureLog, one_line
+from .failure_logs import FailureLog, one_line, same_error
 from .github.client import GitHubApp
 from .handlers.context import HandlerContext
 from .logs import log_context
@@ -49,17 +49,19 @@ class LoopErrors:
         self._logged: dict[tuple[str, str], tuple[float, int]] = {}
 
     def failed(self, loop: str, error: BaseException) -> None:
-        # The first line only: SQLAlchemy's next lines name the statement and its
-        # parameters (a time among them), which differ on every try.
-        first_line = next(iter(str(error).splitlines()), "")
-        key = (loop, f"{type(error).__name__}: {first_line}"[:300])
+        # One rule says when two failures are the same error (failure_logs.same_error): the
+        # first line only, as SQLAlchemy's next lines name the statement's parameters (a
+        # time among them), which differ on every try.
+        key = (loop, same_error(error))
         now = self._clock()
         logged = self._logged.get(key)
         if logged is None:
             log.error("%s error", loop, exc_info=error)
             self._logged[key] = (now, 0)
         elif now - logged[0] >= REPEATED_ERROR_EVERY_SECONDS:
-            log.error("%s error, still", loop, extra={"error": key[1], "times_since_last_logged": logged[1] + 1})
+            first_line = next(iter(str(error).splitlines()), "")
+            shown = f"{type(error).__name__}: {first_line}"[:300]
+            log.error("%s error, still", loop, extra={"error": shown, "times_since_last_logged": logged[1] + 1})
             self._logged[key] = (now, 0)
         else:
             self._logged[key] = (logged[0], logged[1] + 1)
