@@ -198,8 +198,7 @@ class GitHubApp:
         self._clock = clock
         self._app_answer: tuple[float, dict | Exception] | None = None  # (when GET /app was asked, what came back)
         self._app_lock = asyncio.Lock()
-        self._app_page: str | None = None
-        self._bot_login: str | None = None
+        self._app_description: dict | None = None  # GET /app's answer, once GitHub gave one
         self._outage = GitHubOutage(clock=clock)
 
     async def _asked_app(self) -> dict | Exception:
@@ -231,25 +230,25 @@ class GitHubApp:
             return "refused: the App's private key cannot sign a token; check PRIVATE_KEY"
         return f"unreachable: {type(answer).__name__}"
 
+    async def _described_app(self) -> dict:
+        """GitHub's description of the App (`GET /app`), kept once given: its slug and page do
+        not change while it runs. Empty while GitHub does not say."""
+        if self._app_description is None:
+            answer = await self._asked_app()
+            if isinstance(answer, dict):
+                self._app_description = answer
+        return self._app_description or {}
+
     async def app_page(self) -> str | None:
         """The App's page on GitHub, `html_url` of `GET /app` (`https://github.com/apps/SLUG`;
-        GitHub Enterprise Server has its own), kept once known; None while GitHub does not say."""
-        if self._app_page is None:
-            answer = await self._asked_app()
-            url = answer.get("html_url") if isinstance(answer, dict) else None
-            if isinstance(url, str) and url.startswith(("https://", "http://")):
-                self._app_page = url.rstrip("/")
-        return self._app_page
+        GitHub Enterprise Server has its own); None while GitHub does not say."""
+        url = (await self._described_app()).get("html_url")
+        return url.rstrip("/") if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
     async def bot_login(self) -> str | None:
-        """The login the App comments as (`SLUG[bot]`, from `GET /app`), kept once known; None
-        while GitHub does not say."""
-        if self._bot_login is None:
-            answer = await self._asked_app()
-            slug = answer.get("slug") if isinstance(answer, dict) else None
-            if isinstance(slug, str) and slug:
-                self._bot_login = f"{slug}[bot]"
-        return self._bot_login
+        """The login the App comments as (`SLUG[bot]`, from `GET /app`); None while GitHub does not say."""
+        slug = (await self._described_app()).get("slug")
+        return f"{slug}[bot]" if isinstance(slug, str) and slug else None
 
     def app_client(self) -> AppClient:
         return AppClient(self._session, self.user_agent, auth=self.auth, base_url=self.api_url, outage=self._outage)
