@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from .. import metrics
+from ..governance.characters import storable
 from ..signatures import signature_matches
 from ..storage import inbox
 from .keys import RUNTIME
@@ -113,7 +114,7 @@ async def _receive(request: web.Request) -> web.Response:
         action=_label(data.get("action")),
         installation_id=_database_id(installation_id),
         # Text columns cannot hold NUL on PostgreSQL; a payload's names can.
-        serial_key=inbox.serial_key_for(event_name, data).replace("\x00", "\ufffd"),
+        serial_key=storable(inbox.serial_key_for(event_name, data)),
         body=text,
         received_at=runtime.clock(),
     )
