@@ -7,9 +7,14 @@ Import the fixtures into a test module (`from tests.flow import app_fixture, wor
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from pinkflow_bot.storage.models import AuditEvent, Proposal
@@ -115,3 +120,41 @@ async def audit(app, action: str | None = None) -> list[AuditEvent]:
 
 def reactions(fake, comment_id: int) -> list[str]:
     return fake.reaction_contents(comment_id)
+
+
+# --- a promotion webhook's receiver ----------------------------------------------------------
+
+PROMOTION_SECRET = "promotion-webhook-secret-for-the-flow"  # the App's PROMOTION_WEBHOOK_SECRET
+
+
+class Receiver:
+    """A deploy hook: checks the signature, answers as told (a status, or a status and a
+    body), remembers what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.answers: list[int | tuple[int, bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(PROMOTION_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Pinkflow-Signature-256", "")):
+            return web.Response(status=401, text="bad signature")
+        self.received.append((dict(request.headers), body))
+        answer = self.answers.pop(0) if self.answers else 202
+        status, text = answer if isinstance(answer, tuple) else (answer, b"ok")
+        return web.Response(status=status, body=text, content_type="text/plain")
+
+
+@pytest.fixture(name="receiver")
+async def receiver_fixture() -> AsyncIterator[tuple[Receiver, str]]:
+    """A promotion webhook's receiver on a loopback port, and its URL."""
+    hook = Receiver()
+    application = web.Application()
+    application.router.add_post("/deploy", hook.handle)
+    server = TestServer(application, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield hook, str(server.make_url("/deploy"))
+    finally:
+        await server.close()

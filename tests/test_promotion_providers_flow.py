@@ -4,19 +4,17 @@ and `webhook` (against a local receiver that checks the signature)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from pinkflow_bot.effects import MAX_EFFECT_ATTEMPTS
 from tests import payloads
 from tests.fake_vercel import FakeVercel
 from tests.flow import (  # noqa: F401  (fixtures)
+    PROMOTION_SECRET,
+    receiver_fixture,
     PR,
     REPO,
     SHA,
@@ -342,36 +340,7 @@ async def test_vercel_a_refused_token_is_shown_without_the_token(make_app, world
 
 # --- webhook ---------------------------------------------------------------------------------
 
-SECRET = "promotion-webhook-secret-for-the-flow"
-
-
-class Receiver:
-    """A deploy hook: checks the signature, answers as told, remembers what it received."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.answers: list[int] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.headers.get("X-Pinkflow-Signature-256", "")):
-            return web.Response(status=401, text="bad signature")
-        self.received.append((dict(request.headers), body))
-        return web.Response(status=self.answers.pop(0) if self.answers else 202, text="ok")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hook = Receiver()
-    application = web.Application()
-    application.router.add_post("/deploy", hook.handle)
-    server = TestServer(application, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield hook, str(server.make_url("/deploy"))
-    finally:
-        await server.close()
+SECRET = PROMOTION_SECRET
 
 
 async def test_webhook_one_signed_post_per_proposal_even_when_retried(make_app, world, vote, clock, receiver):

@@ -6,19 +6,17 @@ U+FFFD, as GitHub shows a NUL in a comment."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from pinkflow_bot.storage.models import Effect
 from tests import payloads
 from tests.fake_vercel import FakeVercel
 from tests.flow import (  # noqa: F401  (fixtures)
+    PROMOTION_SECRET as SECRET,
+    receiver_fixture,
     PR,
     REPO,
     SHA,
@@ -37,7 +35,6 @@ from tests.flow import (  # noqa: F401  (fixtures)
 )
 
 PASS = ("/approve", "ann"), ("/approve", "max"), ("/approve", "dan")
-SECRET = "promotion-webhook-secret-for-the-flow"
 
 
 async def passed(app, vote, **preview) -> None:
@@ -75,34 +72,6 @@ async def effects_stuck(app) -> list[Effect]:
 # --- a promotion webhook's receiver ----------------------------------------------------------
 
 
-class Receiver:
-    """A deploy hook: checks the signature and answers as told."""
-
-    def __init__(self) -> None:
-        self.received = 0
-        self.answers: list[tuple[int, bytes]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.headers.get("X-Pinkflow-Signature-256", "")):
-            return web.Response(status=401, text="bad signature")
-        self.received += 1
-        status, answer = self.answers.pop(0) if self.answers else (202, b"ok")
-        return web.Response(status=status, body=answer, content_type="text/plain")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hook = Receiver()
-    application = web.Application()
-    application.router.add_post("/deploy", hook.handle)
-    server = TestServer(application, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield hook, str(server.make_url("/deploy"))
-    finally:
-        await server.close()
 
 
 async def webhook_app(make_app, world, receiver):
@@ -125,7 +94,7 @@ async def test_a_receiver_failing_with_a_nul_in_its_answer_is_shown_and_tried_ag
     assert said in shown["check run"] and said in shown["page"] and said in shown["api"]
 
     await retry_due(app, clock)
-    assert hook.received == 2
+    assert len(hook.received) == 2
     assert (await status(app))["status"] == "promoted"
 
 
