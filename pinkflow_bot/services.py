@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from cachetools import TTLCache
 from sqlalchemy import select
@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from .governance.commands import HELP_TEXT, Command, CommandKind
 from .governance.config import CONFIG_PATH
 from .governance.decision import (
+    LATE_DELIVERY_GRACE,
     Outcome,
     decide,
     promotion_refusal,
     proposal_blocker,
     vote_refusal,
+    vote_time,
 )
 from .governance.durations import format_duration
 from .governance.permissions import Permission
@@ -76,10 +78,6 @@ DEPLOYMENT_STATES = {
     "error": "failure",
 }
 # Promotions under way or done: the ones whose production deployment is followed.
-# A vote commented before its proposal's voting period ended counts when the App takes it
-# up this long after the end at most (a backlog, a restart): the proposal closes once the
-# deliveries about its pull request that GitHub made before the end are handled.
-LATE_DELIVERY_GRACE = timedelta(minutes=10)
 # The session's note of the stored delivery its transaction handles (None: no delivery).
 DELIVERY_IN_HAND = "pinkflow_delivery_in_hand"
 
@@ -1124,7 +1122,7 @@ class GovernanceService:
             followed = DEPLOYMENT_STATES.get(state)
             if proposal is None or promotion is None or followed is None:
                 return  # `inactive`: a later deployment replaced this one, which says nothing new
-            newer = promotion.deployment_id is not None and _newer_attempt(promotion, deployment_id)
+            newer = _newer_attempt(promotion, deployment_id)
             if promotion.deployment_id is None or newer:
                 promotion.deployment_id = deployment_id
             if promotion.state in ("success", "failure") and followed == "in_progress" and not newer:
@@ -1546,14 +1544,6 @@ def _newer_attempt(promotion: Promotion, deployment_id: int) -> bool:
 def _newer_than(pull: PullRequest | None, read_at: datetime | None) -> bool:
     """Whether the stored pull request was updated by a delivery after GitHub was read."""
     return pull is not None and read_at is not None and pull.updated_at is not None and pull.updated_at > read_at
-
-
-def vote_time(written_at: datetime | None, *, now: datetime) -> datetime:
-    """When a vote counts as cast: when GitHub says its comment was written, if that is
-    within LATE_DELIVERY_GRACE before now (the App took it up late), else now."""
-    if written_at is not None and now - LATE_DELIVERY_GRACE <= written_at <= now:
-        return written_at
-    return now
 
 
 def next_revisit(proposal: Proposal, *, now: datetime) -> datetime | None:

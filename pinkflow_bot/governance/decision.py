@@ -34,6 +34,20 @@ def decide(t: Tally, *, now: datetime, closes_at: datetime) -> Outcome:
     return Outcome.REJECTED if t.quorum_met else Outcome.EXPIRED
 
 
+# A vote commented before its proposal's voting period ended counts when the App takes it
+# up this long after the end at most (a backlog, a restart): the proposal closes once the
+# deliveries about its pull request that GitHub made before the end are handled.
+LATE_DELIVERY_GRACE = timedelta(minutes=10)
+
+
+def vote_time(written_at: datetime | None, *, now: datetime) -> datetime:
+    """When a vote counts as cast: when GitHub says its comment was written, if that is
+    within LATE_DELIVERY_GRACE before now (the App took it up late), else now."""
+    if written_at is not None and now - LATE_DELIVERY_GRACE <= written_at <= now:
+        return written_at
+    return now
+
+
 def is_bot_login(login: str) -> bool:
     """GitHub Apps comment as "name[bot]"."""
     return login_key(login).endswith("[bot]")
